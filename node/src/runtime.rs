@@ -1,0 +1,91 @@
+//! A running node: opening its data directory and serving HTTP.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result};
+use motcua_schema::signed::actor_for;
+use motcua_schema::trust::Registry;
+
+use crate::api::{AppState, router};
+use crate::auth::Auth;
+use crate::commands::Identity;
+use crate::config::{Config, DataDir, parse_public_key};
+use crate::reference::Reference;
+use crate::store::Store;
+use crate::writer::{Shared, Writer};
+
+/// An open node: its store, registry, reference data and writer.
+pub struct Node {
+    /// Where it lives.
+    pub dir: DataDir,
+    /// Its config.
+    pub config: Config,
+    /// Shared state.
+    pub shared: Shared,
+    /// The writer.
+    pub writer: Writer,
+    /// Accounts and sessions.
+    pub auth: Arc<Auth>,
+}
+
+impl Node {
+    /// Opens the node in `dir`. Reads only the config, the key, the registry records and the
+    /// reference documents: start-up never loads dossier documents.
+    pub fn open(dir: &DataDir) -> Result<Node> {
+        let config = dir.load_config()?;
+        let key = dir.load_key()?;
+        let root = parse_public_key(&config.root_key).context("root_key in config")?;
+        let store_path = dir.store_path();
+        let store = Arc::new(Store::open(&store_path).with_context(|| format!("opening store at {}", store_path.display()))?);
+        let mut registry = Registry::new(root);
+        for record in store.trust_records().context("reading trust records")? {
+            if let Err(e) = registry.insert(record) {
+                tracing::warn!(error = %e, "stored registry record no longer verifies");
+            }
+        }
+        let reference = Reference::load(&store).context("loading catalog and calendar")?;
+        // A fresh epoch per process: a node restored from a backup can never reuse an
+        // (actor, seq) pair, because it never writes under an old actor again.
+        let mut epoch = [0u8; 8];
+        rand::fill(&mut epoch);
+        let identity = Identity { actor: actor_for(&key.verifying_key(), epoch), key, unit: config.unit.clone(), role: config.role };
+        let shared = Shared {
+            store,
+            registry: Arc::new(RwLock::new(registry)),
+            reference: Arc::new(RwLock::new(reference)),
+            identity: Arc::new(identity),
+        };
+        let writer = Writer::start(shared.clone());
+        Ok(Node { dir: dir.clone(), config, shared, writer, auth: Arc::new(Auth::new()) })
+    }
+
+    /// The HTTP application of this node.
+    pub fn app(&self) -> axum::Router {
+        let state = AppState {
+            shared: self.shared.clone(),
+            writer: self.writer.clone(),
+            auth: self.auth.clone(),
+            unit_name: self.config.unit_name.clone().into(),
+        };
+        router().merge(crate::web::routes()).with_state(state)
+    }
+
+    /// Binds `listen` (or the configured address) and serves until the process is stopped.
+    /// Prints `motcua: listening on http://ADDR` once bound and writes it to `http.addr`.
+    pub async fn serve(self, listen: Option<SocketAddr>) -> Result<()> {
+        let listen = listen.unwrap_or(self.config.listen);
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let addr = listener.local_addr().context("reading bound address")?;
+        let addr_path = self.dir.addr_path();
+        std::fs::write(&addr_path, addr.to_string()).with_context(|| format!("writing {}", addr_path.display()))?;
+        println!("motcua: listening on http://{addr}");
+        tracing::info!(%addr, unit = %self.config.unit, role = self.config.role.name(), "serving");
+        axum::serve(listener, self.app()).with_graceful_shutdown(shutdown()).await.context("serving HTTP")
+    }
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping");
+}

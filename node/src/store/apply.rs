@@ -1,0 +1,410 @@
+//! The apply pipeline: the one path by which any signed change, made here or received from a
+//! peer or a bundle, enters the store.
+//!
+//! For each change, inside the caller's write transaction:
+//! 1. skip it if its hash is already stored (idempotent);
+//! 2. check the signer's enrolment at the change's time (`Registry::check_key`);
+//! 3. detect equivocation: another change with the same (actor, document, seq) is kept as a fork
+//!    proof naming the signer, and this one is refused;
+//! 4. if the document lacks one of its dependencies, store it as pending (it is verified, so it is
+//!    never dropped) and stop;
+//! 5. check the role's scope against the document's current state (`Registry::authorize`);
+//! 6. apply it to the document, then retry any pending changes of the document;
+//! 7. update the document state, summary, indexes, counters, ratings or registry;
+//! 8. store the envelope, append it to the feed.
+//!
+//! Every check happens before any write for that change, so a refused change leaves nothing
+//! behind but its line in the reject log.
+
+use automerge::{Automerge, ChangeHash};
+use motcua_schema::ids::{DocId, UnitCode};
+use motcua_schema::layout;
+use motcua_schema::rating::Rating;
+use motcua_schema::signed::SignedChange;
+use motcua_schema::summary::DossierSummary;
+use motcua_schema::timestamp::Timestamp;
+use motcua_schema::trust::{Registry, SignedRecord};
+use redb::{ReadableTable, WriteTransaction};
+use serde::Serialize;
+
+use super::counters::{Cell, dossier_cells, rating_cells};
+use super::tables::*;
+use super::{StoreError, corrupt, decode_json};
+
+/// What happened to a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored and applied, at this feed position.
+    Stored(u64),
+    /// Already held.
+    Duplicate,
+    /// Verified and stored, waiting for its dependencies.
+    Pending(u64),
+    /// Refused, with a reason.
+    Rejected(Reject),
+}
+
+/// A refused change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reject {
+    /// A stable reason name (`not_enrolled`, `out_of_scope`, `equivocation`, ...).
+    pub reason: &'static str,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// What an apply changed beyond the store, for the caller to act on.
+#[derive(Debug, Default, Clone)]
+pub struct Effects {
+    /// The trust registry gained records.
+    pub registry_changed: bool,
+    /// The catalog or calendar document changed.
+    pub config_changed: bool,
+}
+
+/// The pipeline bound to one write transaction.
+pub struct Apply<'t> {
+    tx: &'t WriteTransaction,
+    registry: &'t mut Registry,
+    /// Effects accumulated over the transaction.
+    pub effects: Effects,
+}
+
+#[derive(Serialize)]
+struct RejectRecord<'a> {
+    at: Timestamp,
+    origin: &'a str,
+    doc: &'a str,
+    hash: String,
+    signer: String,
+    reason: &'static str,
+    message: &'a str,
+}
+
+impl<'t> Apply<'t> {
+    /// Binds the pipeline to a write transaction and the node's registry.
+    pub fn new(tx: &'t WriteTransaction, registry: &'t mut Registry) -> Apply<'t> {
+        Apply { tx, registry, effects: Effects::default() }
+    }
+
+    /// The write transaction.
+    pub fn tx(&self) -> &'t WriteTransaction {
+        self.tx
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        self.registry
+    }
+
+    /// Runs a change through the pipeline. `local_doc` is the document that already contains
+    /// the change when this node just made it (saves reloading it); `origin` names where it came
+    /// from for the reject log; `now` is when it was received.
+    pub fn change(
+        &mut self,
+        signed: &SignedChange,
+        local_doc: Option<Automerge>,
+        origin: &str,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        let hash = signed.hash();
+        if self.tx.open_table(CHANGES)?.get(&hash)?.is_some() {
+            return Ok(Applied::Duplicate);
+        }
+        let change_time = Timestamp(signed.change().timestamp().saturating_mul(1000));
+        let signer = *signed.signer().as_bytes();
+        if let Err(e) = self.registry.check_key(&signer, change_time) {
+            return self.reject(signed, origin, now, e.reason(), e.to_string());
+        }
+        let doc_text = signed.doc_id_text().to_owned();
+        let actor = signed.actor().to_bytes().to_vec();
+        {
+            let seqs = self.tx.open_table(ACTOR_SEQ)?;
+            let existing = seqs.get((actor.as_slice(), doc_text.as_str(), signed.seq()))?.map(|v| v.value());
+            if let Some(first) = existing {
+                drop(seqs);
+                self.record_fork(signed, first)?;
+                let message = format!("signer {} made two changes with seq {}", hex::encode(signer), signed.seq());
+                return self.reject(signed, origin, now, "equivocation", message);
+            }
+        }
+        let is_local = local_doc.is_some();
+        let mut doc = match local_doc {
+            Some(doc) => doc,
+            None => {
+                let doc = self.load_doc(&doc_text)?.unwrap_or_default();
+                let missing = signed.deps().iter().any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none());
+                if missing {
+                    // Scope depends on the document's state, which is incomplete: judge it when
+                    // the dependencies arrive (see `drain_pending`).
+                    let pos = self.store_envelope(signed)?;
+                    self.tx.open_multimap_table(PENDING)?.insert(doc_text.as_str(), &hash)?;
+                    return Ok(Applied::Pending(pos));
+                }
+                doc
+            }
+        };
+        if let Err(reject) = self.authorize(signed, change_time) {
+            return self.reject(signed, origin, now, reject.reason, reject.message);
+        }
+        if !is_local {
+            doc.apply_changes([signed.change().clone()]).map_err(|e| corrupt("change application", e))?;
+        }
+        let pos = self.store_envelope(signed)?;
+        self.drain_pending(&doc_text, &mut doc, now)?;
+        self.save_and_derive(signed.doc_id(), &doc)?;
+        Ok(Applied::Stored(pos))
+    }
+
+    /// Scope check against the document's current state.
+    fn authorize(&self, signed: &SignedChange, at: Timestamp) -> Result<(), Reject> {
+        let transfers: Vec<UnitCode> = match signed.doc_id() {
+            DocId::Dossier(code) => self.summary(code.as_str()).ok().flatten().map(|s| s.transfers).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        self.registry
+            .authorize(signed.signer().as_bytes(), at, signed.doc_id(), &transfers)
+            .map(|_| ())
+            .map_err(|e| Reject { reason: e.reason(), message: e.to_string() })
+    }
+
+    fn load_doc(&self, doc_text: &str) -> Result<Option<Automerge>, StoreError> {
+        let docs = self.tx.open_table(DOCS)?;
+        let bytes = docs.get(doc_text)?.map(|v| v.value().to_vec());
+        bytes.map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e))).transpose()
+    }
+
+    /// Stores the envelope, indexes it by document and (actor, seq), and appends it to the feed.
+    fn store_envelope(&mut self, signed: &SignedChange) -> Result<u64, StoreError> {
+        let hash = signed.hash();
+        self.tx.open_table(CHANGES)?.insert(&hash, signed.encode().as_slice())?;
+        self.tx.open_multimap_table(DOC_CHANGES)?.insert(signed.doc_id_text(), &hash)?;
+        let actor = signed.actor().to_bytes().to_vec();
+        self.tx.open_table(ACTOR_SEQ)?.insert((actor.as_slice(), signed.doc_id_text(), signed.seq()), &hash)?;
+        let mut feed = self.tx.open_table(FEED)?;
+        let pos = feed.last()?.map_or(0, |(k, _)| k.value()) + 1;
+        feed.insert(pos, &hash)?;
+        Ok(pos)
+    }
+
+    /// Applies pending changes of `doc_text` whose dependencies are now present.
+    fn drain_pending(&mut self, doc_text: &str, doc: &mut Automerge, now: Timestamp) -> Result<(), StoreError> {
+        loop {
+            let hashes: Vec<[u8; 32]> = {
+                let pending = self.tx.open_multimap_table(PENDING)?;
+                let mut v = Vec::new();
+                for h in pending.get(doc_text)? {
+                    v.push(h?.value());
+                }
+                v
+            };
+            let mut progressed = false;
+            for hash in hashes {
+                let env = self.tx.open_table(CHANGES)?.get(&hash)?.map(|v| v.value().to_vec());
+                let Some(env) = env else { continue };
+                let signed = SignedChange::decode(&env).map_err(|e| corrupt("pending change", e))?;
+                if signed.deps().iter().any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none()) {
+                    continue;
+                }
+                self.tx.open_multimap_table(PENDING)?.remove(doc_text, &hash)?;
+                progressed = true;
+                let at = Timestamp(signed.change().timestamp().saturating_mul(1000));
+                if let Err(reject) = self.authorize(&signed, at) {
+                    // It was stored while its scope could not be judged; it stays stored as
+                    // evidence but never enters the document.
+                    self.log_reject(&signed, "pending", now, reject.reason, &reject.message)?;
+                    continue;
+                }
+                doc.apply_changes([signed.change().clone()]).map_err(|e| corrupt("change application", e))?;
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Saves the document and updates everything derived from it.
+    fn save_and_derive(&mut self, doc_id: &DocId, doc: &Automerge) -> Result<(), StoreError> {
+        let text = doc_id.to_string();
+        self.tx.open_table(DOCS)?.insert(text.as_str(), doc.save().as_slice())?;
+        match doc_id {
+            DocId::Dossier(code) => match layout::dossier::read(doc) {
+                Ok(state) => self.put_summary(code.as_str(), &DossierSummary::from(&state))?,
+                Err(e) => tracing::warn!(doc = %text, error = %e, "stored dossier change but cannot read the document"),
+            },
+            DocId::Ratings(..) => match layout::ratings::read(doc) {
+                Ok(ratings) => {
+                    for r in ratings {
+                        self.put_rating(&r)?;
+                    }
+                }
+                Err(e) => tracing::warn!(doc = %text, error = %e, "stored ratings change but cannot read the document"),
+            },
+            DocId::Registry => match layout::registry::read(doc) {
+                Ok(records) => {
+                    for record in records {
+                        self.add_trust_record(record)?;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "stored registry change but cannot read the document"),
+            },
+            DocId::Catalog | DocId::Calendar => self.effects.config_changed = true,
+        }
+        Ok(())
+    }
+
+    fn summary(&self, code: &str) -> Result<Option<DossierSummary>, StoreError> {
+        let table = self.tx.open_table(DOSSIERS)?;
+        let v = table.get(code)?.map(|v| v.value().to_owned());
+        v.map(|t| decode_json("summary", &t)).transpose()
+    }
+
+    /// Replaces a dossier's summary and moves its index entries and counters.
+    fn put_summary(&mut self, code: &str, new: &DossierSummary) -> Result<(), StoreError> {
+        let old = self.summary(code)?;
+        if old.as_ref() == Some(new) {
+            return Ok(());
+        }
+        let mut status = self.tx.open_table(IDX_STATUS)?;
+        let mut due = self.tx.open_table(IDX_DUE)?;
+        let mut applicant = self.tx.open_table(IDX_APPLICANT)?;
+        let mut unit = self.tx.open_table(IDX_UNIT)?;
+        if let Some(o) = &old {
+            if let Some(s) = o.status {
+                status.remove((s.number(), code))?;
+            }
+            if let Some(d) = o.due_at {
+                due.remove((d.0, code))?;
+            }
+            applicant.remove((o.applicant_id_number.as_str(), code))?;
+            unit.remove((o.unit.as_str(), o.received_at.map_or(i64::MIN, |t| t.0), code))?;
+        }
+        if let Some(s) = new.status {
+            status.insert((s.number(), code), ())?;
+            if let Some(d) = new.due_at.filter(|_| !s.is_finished()) {
+                due.insert((d.0, code), ())?;
+            }
+        }
+        applicant.insert((new.applicant_id_number.as_str(), code), ())?;
+        unit.insert((new.unit.as_str(), new.received_at.map_or(i64::MIN, |t| t.0), code), ())?;
+        drop((status, due, applicant, unit));
+        let old_cells = old.as_ref().map(dossier_cells).unwrap_or_default();
+        self.move_counters(&old_cells, &dossier_cells(new))?;
+        let json = serde_json::to_string(new).expect("summary serialises");
+        self.tx.open_table(DOSSIERS)?.insert(code, json.as_str())?;
+        Ok(())
+    }
+
+    fn move_counters(&mut self, old: &[Cell], new: &[Cell]) -> Result<(), StoreError> {
+        let mut table = self.tx.open_table(COUNTERS)?;
+        for (cells, delta) in [(old, -1i64), (new, 1i64)] {
+            for c in cells {
+                let key = (c.unit.as_str(), c.day, c.metric.as_str());
+                let current = table.get(key)?.map_or(0, |v| v.value());
+                let next = current + delta;
+                if next == 0 {
+                    table.remove(key)?;
+                } else {
+                    table.insert(key, next)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a rating the first time it is seen. Ratings never change once taken.
+    fn put_rating(&mut self, r: &Rating) -> Result<(), StoreError> {
+        if self.tx.open_table(RATINGS)?.get(r.id.as_str())?.is_some() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(r).expect("rating serialises");
+        self.tx.open_table(RATINGS)?.insert(r.id.as_str(), json.as_str())?;
+        self.tx.open_table(IDX_RATING_UNIT)?.insert((r.unit.as_str(), r.at.0, r.id.as_str()), ())?;
+        self.move_counters(&[], &rating_cells(r))
+    }
+
+    /// Verifies a root-signed record and adds it to the registry and the trust table.
+    pub fn add_trust_record(&mut self, record: SignedRecord) -> Result<bool, StoreError> {
+        match self.registry.insert(record.clone()) {
+            Ok(true) => {
+                let json = serde_json::to_string(&record).expect("record serialises");
+                self.tx.open_table(TRUST)?.insert(record.id().as_str(), json.as_str())?;
+                self.effects.registry_changed = true;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "registry record refused");
+                Ok(false)
+            }
+        }
+    }
+
+    fn record_fork(&mut self, second: &SignedChange, first_hash: [u8; 32]) -> Result<(), StoreError> {
+        let first = self.tx.open_table(CHANGES)?.get(&first_hash)?.map(|v| hex::encode(v.value()));
+        let proof = serde_json::json!({
+            "doc": second.doc_id_text(),
+            "actor": second.actor().to_hex_string(),
+            "seq": second.seq(),
+            "signer": hex::encode(second.signer().as_bytes()),
+            "first": first,
+            "second": hex::encode(second.encode()),
+        });
+        let mut forks = self.tx.open_table(FORKS)?;
+        let n = forks.last()?.map_or(0, |(k, _)| k.value()) + 1;
+        forks.insert(n, proof.to_string().as_str())?;
+        tracing::warn!(signer = %hex::encode(second.signer().as_bytes()), doc = second.doc_id_text(), "equivocation: fork proof kept");
+        Ok(())
+    }
+
+    fn reject(&mut self, signed: &SignedChange, origin: &str, now: Timestamp, reason: &'static str, message: String) -> Result<Applied, StoreError> {
+        self.log_reject(signed, origin, now, reason, &message)?;
+        Ok(Applied::Rejected(Reject { reason, message }))
+    }
+
+    fn log_reject(&mut self, signed: &SignedChange, origin: &str, now: Timestamp, reason: &'static str, message: &str) -> Result<(), StoreError> {
+        tracing::warn!(origin, doc = signed.doc_id_text(), reason, message, "change rejected");
+        let record = RejectRecord {
+            at: now,
+            origin,
+            doc: signed.doc_id_text(),
+            hash: hex::encode(signed.hash()),
+            signer: hex::encode(signed.signer().as_bytes()),
+            reason,
+            message,
+        };
+        let json = serde_json::to_string(&record).expect("reject serialises");
+        let mut rejects = self.tx.open_table(REJECTS)?;
+        let n = rejects.last()?.map_or(0, |(k, _)| k.value()) + 1;
+        rejects.insert(n, json.as_str())?;
+        Ok(())
+    }
+
+    /// Allocates the next number of sequence `name` for `unit` on local day `day`, skipping any
+    /// number for which `taken` says a record already exists (e.g. after a restore from backup
+    /// whose sequence table is older than its records).
+    pub fn next_number(&mut self, unit: &str, name: &str, day: u32, taken: impl Fn(&Self, u32) -> Result<bool, StoreError>) -> Result<u32, StoreError> {
+        let current = self.tx.open_table(SEQUENCES)?.get((unit, name, day))?.map_or(0, |v| v.value());
+        let mut n = current + 1;
+        while taken(self, n)? {
+            n += 1;
+        }
+        self.tx.open_table(SEQUENCES)?.insert((unit, name, day), n)?;
+        Ok(n)
+    }
+
+    /// Whether a dossier with this code exists.
+    pub fn has_dossier(&self, code: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.open_table(DOSSIERS)?.get(code)?.is_some())
+    }
+
+    /// Whether a rating with this id exists.
+    pub fn has_rating(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.open_table(RATINGS)?.get(id)?.is_some())
+    }
+
+    /// Loads a document inside this transaction (sees this batch's earlier writes).
+    pub fn doc(&self, doc: &DocId) -> Result<Option<Automerge>, StoreError> {
+        self.load_doc(&doc.to_string())
+    }
+}

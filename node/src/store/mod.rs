@@ -1,0 +1,481 @@
+//! The node's store: one redb database holding the signed changes (the source of truth), the
+//! document states derived from them, the query indexes and the report counters.
+//!
+//! Reads go through [`Store`]'s methods on read transactions and may run concurrently with the
+//! single writer. Writes go through [`apply::Apply`] inside a write transaction owned by the
+//! writer task (`crate::writer`), which commits many requests' work with one fsync.
+//!
+//! **Architecture invariant:** every derived table (documents, summaries, indexes, counters,
+//! ratings) is updated in the same write transaction as the change that alters it, so a crash
+//! can never leave them disagreeing with the changes.
+
+pub mod apply;
+pub mod counters;
+pub mod tables;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use automerge::Automerge;
+use motcua_schema::dossier::{DossierState, Status};
+use motcua_schema::ids::DocId;
+use motcua_schema::layout;
+use motcua_schema::rating::Rating;
+use motcua_schema::report::Period;
+use motcua_schema::signed::SignedChange;
+use motcua_schema::summary::DossierSummary;
+use motcua_schema::timestamp::{Timestamp, date_key};
+use motcua_schema::trust::SignedRecord;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+
+use tables::*;
+
+/// Page size of the redb cache, in bytes. A province's hot set (indexes, summaries) fits.
+pub const CACHE_SIZE_BYTES: usize = 256 * 1024 * 1024;
+/// Most rows one list query returns.
+pub const LIST_ROWS_COUNT_MAX: usize = 500;
+
+/// A storage failure. Distinct from validation failures, which are the caller's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("storage: {0}")]
+    Redb(#[from] redb::Error),
+    /// A stored value does not decode: the store is damaged or from another version.
+    #[error("stored {what} is corrupt: {message}")]
+    Corrupt {
+        /// What.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The store was written by a newer format.
+    #[error("store format {0} is newer than this motcua understands ({STORE_FORMAT_VERSION})")]
+    Format(u32),
+}
+
+macro_rules! redb_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Redb(e.into()) }
+        }
+    )*};
+}
+redb_from!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+pub(crate) fn corrupt(what: &'static str, e: impl ToString) -> StoreError {
+    StoreError::Corrupt { what, message: e.to_string() }
+}
+
+/// Counts shown in the node status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    /// Dossiers held.
+    pub dossiers: u64,
+    /// Ratings held.
+    pub ratings: u64,
+    /// Signed changes held.
+    pub changes: u64,
+    /// Changes waiting for their dependencies.
+    pub pending: u64,
+    /// Rejected changes logged.
+    pub rejects: u64,
+    /// Fork proofs held.
+    pub forks: u64,
+    /// Dossiers per status name.
+    pub by_status: BTreeMap<String, u64>,
+}
+
+/// What a list query asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only unfinished dossiers due before this instant (overdue when it is now).
+    pub due_before: Option<Timestamp>,
+    /// Only this code.
+    pub code: Option<String>,
+    /// Only this applicant ID number.
+    pub id_number: Option<String>,
+    /// Only dossiers whose applicant name or procedure contains this text (diacritics-folded).
+    pub text: Option<String>,
+    /// Only dossiers received by this unit.
+    pub unit: Option<String>,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+/// One change of a document, as shown with its dossier.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeInfo {
+    /// Change hash, hex.
+    pub hash: String,
+    /// Signer key, hex.
+    pub signer: String,
+    /// Actor, hex.
+    pub actor: String,
+    /// Sequence number of the actor.
+    pub seq: u64,
+    /// The change's own time (seconds, advisory).
+    pub time: i64,
+    /// Signature, hex.
+    pub signature: String,
+    /// Dependencies, hex.
+    pub deps: Vec<String>,
+}
+
+/// A dossier with its folded history and the signed changes behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DossierView {
+    /// The summary.
+    pub summary: DossierSummary,
+    /// The folded state with every event.
+    pub state: DossierState,
+    /// The changes, in causal order.
+    pub changes: Vec<ChangeInfo>,
+}
+
+/// The node's database.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, creating every table.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::builder().set_cache_size(CACHE_SIZE_BYTES).create(path)?;
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let format = meta.get("format")?.map(|v| v.value().to_vec());
+            match format {
+                Some(bytes) => {
+                    let v = u32::from_be_bytes(bytes.try_into().map_err(|_| corrupt("format", "length"))?);
+                    if v > STORE_FORMAT_VERSION {
+                        return Err(StoreError::Format(v));
+                    }
+                }
+                None => {
+                    meta.insert("format", STORE_FORMAT_VERSION.to_be_bytes().as_slice())?;
+                }
+            }
+            tx.open_table(CHANGES)?;
+            tx.open_table(FEED)?;
+            tx.open_multimap_table(DOC_CHANGES)?;
+            tx.open_multimap_table(PENDING)?;
+            tx.open_table(ACTOR_SEQ)?;
+            tx.open_table(FORKS)?;
+            tx.open_table(DOCS)?;
+            tx.open_table(DOSSIERS)?;
+            tx.open_table(IDX_STATUS)?;
+            tx.open_table(IDX_DUE)?;
+            tx.open_table(IDX_APPLICANT)?;
+            tx.open_table(IDX_UNIT)?;
+            tx.open_table(COUNTERS)?;
+            tx.open_table(RATINGS)?;
+            tx.open_table(IDX_RATING_UNIT)?;
+            tx.open_table(SEQUENCES)?;
+            tx.open_table(REJECTS)?;
+            tx.open_table(TRUST)?;
+            tx.open_table(USERS)?;
+            tx.open_table(SESSIONS)?;
+        }
+        tx.commit()?;
+        Ok(Store { db })
+    }
+
+    /// The database, for the writer and the auth module.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The summary of a dossier.
+    pub fn summary(&self, code: &str) -> Result<Option<DossierSummary>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DOSSIERS)?;
+        table.get(code)?.map(|v| decode_json("summary", v.value())).transpose()
+    }
+
+    /// Loads a document's current state.
+    pub fn load_doc(&self, doc: &DocId) -> Result<Option<Automerge>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DOCS)?;
+        let id = doc.to_string();
+        let bytes = table.get(id.as_str())?.map(|v| v.value().to_vec());
+        bytes.map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e))).transpose()
+    }
+
+    /// A dossier with its history and signatures.
+    pub fn dossier(&self, code: &str) -> Result<Option<DossierView>, StoreError> {
+        let Ok(code) = motcua_schema::ids::DossierCode::parse(code) else { return Ok(None) };
+        let doc_id = DocId::Dossier(code);
+        let tx = self.db.begin_read()?;
+        let docs = tx.open_table(DOCS)?;
+        let id = doc_id.to_string();
+        let Some(bytes) = docs.get(id.as_str())?.map(|v| v.value().to_vec()) else { return Ok(None) };
+        let doc = Automerge::load(&bytes).map_err(|e| corrupt("document", e))?;
+        let state = layout::dossier::read(&doc).map_err(|e| corrupt("dossier", e))?;
+        let summary = DossierSummary::from(&state);
+        let envelopes = tx.open_table(CHANGES)?;
+        let mut changes = Vec::new();
+        for change in doc.get_changes(&[]) {
+            let hash = change.hash().0;
+            let Some(env) = envelopes.get(&hash)? else { continue };
+            let signed = SignedChange::decode(env.value()).map_err(|e| corrupt("change", e))?;
+            changes.push(ChangeInfo {
+                hash: hex::encode(hash),
+                signer: hex::encode(signed.signer().as_bytes()),
+                actor: change.actor_id().to_hex_string(),
+                seq: change.seq(),
+                time: change.timestamp(),
+                signature: hex::encode(signed.signature().to_bytes()),
+                deps: change.deps().iter().map(|d| hex::encode(d.0)).collect(),
+            });
+        }
+        Ok(Some(DossierView { summary, state, changes }))
+    }
+
+    /// Dossiers matching `filter`, newest first where the index allows.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<DossierSummary>, StoreError> {
+        let limit = filter.limit.clamp(1, LIST_ROWS_COUNT_MAX);
+        let tx = self.db.begin_read()?;
+        let dossiers = tx.open_table(DOSSIERS)?;
+        let mut codes: Vec<String> = Vec::new();
+        // Choose the most selective index the filter allows; the rest is checked per row.
+        if let Some(code) = &filter.code {
+            codes.push(code.clone());
+        } else if let Some(id) = &filter.id_number {
+            let idx = tx.open_table(IDX_APPLICANT)?;
+            for row in idx.range((id.as_str(), "")..)? {
+                let (k, _) = row?;
+                let (idn, code) = k.value();
+                if idn != id {
+                    break;
+                }
+                codes.push(code.to_owned());
+            }
+        } else if let Some(before) = filter.due_before {
+            let idx = tx.open_table(IDX_DUE)?;
+            for row in idx.range(..(before.0, ""))? {
+                codes.push(row?.0.value().1.to_owned());
+            }
+        } else if let Some(status) = filter.status {
+            let idx = tx.open_table(IDX_STATUS)?;
+            let n = status.number();
+            for row in idx.range((n, "")..)?.rev() {
+                let (k, _) = row?;
+                if k.value().0 != n {
+                    continue;
+                }
+                codes.push(k.value().1.to_owned());
+            }
+        } else {
+            let idx = tx.open_table(IDX_UNIT)?;
+            for row in idx.iter()?.rev() {
+                let (k, _) = row?;
+                codes.push(k.value().2.to_owned());
+                if filter.text.is_none() && filter.unit.is_none() && codes.len() >= limit {
+                    break;
+                }
+            }
+        }
+        let text = filter.text.as_deref().map(motcua_schema::catalog::fold_diacritics);
+        let mut out = Vec::new();
+        for code in codes {
+            let Some(v) = dossiers.get(code.as_str())? else { continue };
+            let s: DossierSummary = decode_json("summary", v.value())?;
+            if filter.status.is_some_and(|st| s.status != Some(st))
+                || filter.unit.as_deref().is_some_and(|u| s.unit.as_str() != u)
+                || filter.id_number.as_deref().is_some_and(|i| s.applicant_id_number != i)
+            {
+                continue;
+            }
+            if let Some(t) = &text {
+                let hay = motcua_schema::catalog::fold_diacritics(&format!(
+                    "{} {} {} {}",
+                    s.code, s.applicant_name, s.procedure_name, s.procedure_code
+                ));
+                if !hay.contains(t.as_str()) {
+                    continue;
+                }
+            }
+            out.push(s);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The summaries and ratings a report over `period` needs, for `units` (all when `None`).
+    /// Summaries: every dossier received before the period's end that was still open at its
+    /// start or that was received, resolved or closed inside it.
+    pub fn report_inputs(
+        &self,
+        units: Option<&[String]>,
+        period: &Period,
+    ) -> Result<(Vec<DossierSummary>, Vec<Rating>), StoreError> {
+        let tx = self.db.begin_read()?;
+        let dossiers = tx.open_table(DOSSIERS)?;
+        let idx = tx.open_table(IDX_UNIT)?;
+        let (start, end) = (period.start(), period.end());
+        let wanted = |unit: &str| units.is_none_or(|us| us.iter().any(|u| u == unit));
+        let mut summaries = Vec::new();
+        for row in idx.iter()? {
+            let (k, _) = row?;
+            let (unit, received, code) = k.value();
+            if !wanted(unit) || received >= end.0 {
+                continue;
+            }
+            let Some(v) = dossiers.get(code)? else { continue };
+            let s: DossierSummary = decode_json("summary", v.value())?;
+            let touches = |t: Option<Timestamp>| t.is_some_and(|t| period.contains(t));
+            if s.open_at(start) || touches(s.received_at) || touches(s.resolved_at) || touches(s.closed_at) || s.open_at(end) {
+                summaries.push(s);
+            }
+        }
+        let ratings_table = tx.open_table(RATINGS)?;
+        let ridx = tx.open_table(IDX_RATING_UNIT)?;
+        let mut ratings = Vec::new();
+        for row in ridx.iter()? {
+            let (k, _) = row?;
+            let (unit, at, id) = k.value();
+            if !wanted(unit) || at < start.0 || at >= end.0 {
+                continue;
+            }
+            if let Some(v) = ratings_table.get(id)? {
+                ratings.push(decode_json("rating", v.value())?);
+            }
+        }
+        Ok((summaries, ratings))
+    }
+
+    /// Sums of counters over local days `from..=to` for `unit` (all units when `None`).
+    pub fn counter_sums(&self, unit: Option<&str>, from: time::Date, to: time::Date) -> Result<BTreeMap<String, i64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(COUNTERS)?;
+        let (from, to) = (date_key(from), date_key(to));
+        let mut out = BTreeMap::new();
+        let units: Vec<String> = match unit {
+            Some(u) => vec![u.to_owned()],
+            None => self.units_with_counters(&table)?,
+        };
+        for u in units {
+            for row in table.range((u.as_str(), from, "")..)? {
+                let (k, v) = row?;
+                let (ku, day, metric) = k.value();
+                if ku != u || day > to {
+                    break;
+                }
+                *out.entry(metric.to_owned()).or_insert(0) += v.value();
+            }
+        }
+        Ok(out)
+    }
+
+    fn units_with_counters(&self, table: &redb::ReadOnlyTable<(&str, u32, &str), i64>) -> Result<Vec<String>, StoreError> {
+        let mut units = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let row = match &next {
+                None => table.first()?.map(|(k, _)| k.value().0.to_owned()),
+                Some(after) => {
+                    // Skip to the first key past every key of `after`.
+                    let bound = format!("{after}\u{0}");
+                    table.range((bound.as_str(), 0u32, "")..)?.next().transpose()?.map(|(k, _)| k.value().0.to_owned())
+                }
+            };
+            match row {
+                Some(u) => {
+                    units.push(u.clone());
+                    next = Some(u);
+                }
+                None => return Ok(units),
+            }
+        }
+    }
+
+    /// Units that have dossiers or ratings in this store.
+    pub fn units(&self) -> Result<Vec<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(COUNTERS)?;
+        self.units_with_counters(&table)
+    }
+
+    /// Counts for the node status.
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut c = Counts {
+            dossiers: tx.open_table(DOSSIERS)?.len()?,
+            ratings: tx.open_table(RATINGS)?.len()?,
+            changes: tx.open_table(CHANGES)?.len()?,
+            pending: tx.open_multimap_table(PENDING)?.len()?,
+            rejects: tx.open_table(REJECTS)?.len()?,
+            forks: tx.open_table(FORKS)?.len()?,
+            by_status: BTreeMap::new(),
+        };
+        let idx = tx.open_table(IDX_STATUS)?;
+        for status in Status::ALL {
+            let n = status.number();
+            let count = idx.range((n, "")..(n + 1, ""))?.count() as u64;
+            if count > 0 {
+                c.by_status.insert(status.name().to_owned(), count);
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every root-signed registry record this node holds.
+    pub fn trust_records(&self) -> Result<Vec<SignedRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TRUST)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            out.push(decode_json("registry record", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The latest rejects, newest first, as stored JSON.
+    pub fn rejects(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(REJECTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()?.rev().take(limit) {
+            out.push(decode_json("reject", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored change of one document, encoded.
+    pub fn doc_changes(&self, doc: &DocId) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let idx = tx.open_multimap_table(DOC_CHANGES)?;
+        let changes = tx.open_table(CHANGES)?;
+        let id = doc.to_string();
+        let mut out = Vec::new();
+        for hash in idx.get(id.as_str())? {
+            let hash = hash?.value();
+            if let Some(env) = changes.get(&hash)? {
+                out.push(env.value().to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The position of the last change in the local feed (0 when empty).
+    pub fn feed_head(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(FEED)?.last()?.map_or(0, |(k, _)| k.value()))
+    }
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+/// Folds a stored dossier document.
+pub fn load_dossier_state(doc: &Automerge) -> Result<DossierState, StoreError> {
+    layout::dossier::read(doc).map_err(|e| corrupt("dossier", e))
+}

@@ -1,0 +1,84 @@
+//! Every redb table of a node, in one place, each with a versioned name and its layout.
+//!
+//! A table's name ends in `-<version>`; a change of key or value layout gets a new name and a
+//! migration in `store::migrate`. Values marked *JSON* are `serde_json` encodings of the named
+//! `motcua_schema` type; they are derived data except where marked *source*.
+//!
+//! Source of truth: `changes`, `feed`, `doc-changes` and `pending` hold the signed changes
+//! exactly as received. Everything else can be rebuilt from them (`motcua reindex`) and is
+//! maintained in the same write transaction as the change that alters it.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// Node metadata: key → bytes. Keys: `format` (u32 BE store format), `created_at` (i64 BE ms).
+pub const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta-1");
+
+/// *Source.* Change hash (32 bytes) → signed change envelope (`motcua_schema::signed`, v1).
+pub const CHANGES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("changes-1");
+
+/// *Source.* Local feed position (u64, from 1, gapless) → change hash. The order in which this
+/// node stored changes; replication peers ask for "everything after position P".
+pub const FEED: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("feed-1");
+
+/// Document id → hashes of the changes stored for it.
+pub const DOC_CHANGES: MultimapTableDefinition<'_, &str, &[u8; 32]> = MultimapTableDefinition::new("doc-changes-1");
+
+/// Document id → hashes of verified changes whose dependencies have not arrived yet. They are
+/// stored and forwarded but not yet part of the document state.
+pub const PENDING: MultimapTableDefinition<'_, &str, &[u8; 32]> = MultimapTableDefinition::new("pending-1");
+
+/// (actor bytes, document id, seq) → change hash: detects two changes with one (actor, seq).
+pub const ACTOR_SEQ: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> = TableDefinition::new("actor-seq-1");
+
+/// Fork proof number (u64, from 1) → JSON `{doc, actor, seq, signer, first, second}` with both
+/// envelopes in hex. *Source* (evidence).
+pub const FORKS: TableDefinition<'_, u64, &str> = TableDefinition::new("forks-1");
+
+/// Document id → Automerge document saved bytes (the state after every applied change).
+pub const DOCS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs-1");
+
+/// Dossier code → JSON `DossierSummary`.
+pub const DOSSIERS: TableDefinition<'_, &str, &str> = TableDefinition::new("dossiers-1");
+
+/// (status number 1-10, dossier code) → ().
+pub const IDX_STATUS: TableDefinition<'_, (u8, &str), ()> = TableDefinition::new("idx-status-1");
+
+/// (due instant ms, dossier code) → () for dossiers whose processing is not finished.
+pub const IDX_DUE: TableDefinition<'_, (i64, &str), ()> = TableDefinition::new("idx-due-1");
+
+/// (applicant ID number, dossier code) → (). Personal data: never leaves the node's API.
+pub const IDX_APPLICANT: TableDefinition<'_, (&str, &str), ()> = TableDefinition::new("idx-applicant-1");
+
+/// (receiving unit, received instant ms, dossier code) → ().
+pub const IDX_UNIT: TableDefinition<'_, (&str, i64, &str), ()> = TableDefinition::new("idx-unit-1");
+
+/// (unit, local day `YYYYMMDD`, metric name) → count. Maintained incrementally: each summary
+/// contributes to a set of counters, and a change to a summary subtracts the old contribution
+/// and adds the new one (see `store::counters`).
+pub const COUNTERS: TableDefinition<'_, (&str, u32, &str), i64> = TableDefinition::new("counters-1");
+
+/// Rating id → JSON `Rating`.
+pub const RATINGS: TableDefinition<'_, &str, &str> = TableDefinition::new("ratings-1");
+
+/// (unit, rating instant ms, rating id) → ().
+pub const IDX_RATING_UNIT: TableDefinition<'_, (&str, i64, &str), ()> = TableDefinition::new("idx-rating-unit-1");
+
+/// (unit, sequence name, local day `YYYYMMDD`) → last number allocated. Sequence names: `D`
+/// dossiers, `R` ratings. Only the node that owns a unit allocates its numbers.
+pub const SEQUENCES: TableDefinition<'_, (&str, &str, u32), u32> = TableDefinition::new("sequences-1");
+
+/// Reject number (u64, from 1) → JSON `{at, peer, doc, hash, reason, message}`.
+pub const REJECTS: TableDefinition<'_, u64, &str> = TableDefinition::new("rejects-1");
+
+/// Registry record id → JSON `SignedRecord` (every root-signed record this node has verified).
+pub const TRUST: TableDefinition<'_, &str, &str> = TableDefinition::new("trust-1");
+
+/// Username → JSON `User` (argon2id password hash, role, full name, disabled flag).
+pub const USERS: TableDefinition<'_, &str, &str> = TableDefinition::new("users-1");
+
+/// SHA-256 of a session token (32 bytes) → JSON `Session` (username, expiry). The token itself
+/// is never stored.
+pub const SESSIONS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("sessions-1");
+
+/// The store format this code writes.
+pub const STORE_FORMAT_VERSION: u32 = 1;

@@ -1,0 +1,278 @@
+//! The single writer: every write to the store runs here, in batches that share one fsync.
+//!
+//! Requests queue on a bounded channel. The writer thread takes the first waiting request, then
+//! up to [`BATCH_JOBS_COUNT_MAX`] more that are already waiting, runs them all inside one redb
+//! write transaction with `Durability::Immediate`, commits, and only then answers each request.
+//! So an acknowledged write is on disk (invariant 1), and under load many requests share each
+//! fsync (group commit). A command refused for bad input writes nothing; a storage failure rolls
+//! back the whole batch and every request in it gets the error.
+
+use std::sync::{Arc, RwLock};
+use std::thread;
+
+use motcua_schema::rating::Rating;
+use motcua_schema::signed::SignedChange;
+use motcua_schema::summary::DossierSummary;
+use motcua_schema::timestamp::Timestamp;
+use motcua_schema::trust::{Registry, SignedRecord};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::commands::{CommandError, Ctx, EventRequest, Identity, NewDossier, NewRating};
+use crate::reference::Reference;
+use crate::store::Store;
+use crate::store::apply::{Applied, Apply};
+
+/// Most requests run in one write transaction.
+pub const BATCH_JOBS_COUNT_MAX: usize = 256;
+/// Most requests waiting for the writer; further senders wait for room.
+pub const QUEUE_JOBS_COUNT_MAX: usize = 4096;
+/// Most envelopes in one import command.
+pub const IMPORT_CHANGES_COUNT_MAX: usize = 10_000;
+
+/// A write request.
+#[derive(Debug)]
+pub enum Command {
+    /// Receive a dossier.
+    CreateDossier {
+        /// The request.
+        req: NewDossier,
+        /// Staff account.
+        by: String,
+    },
+    /// Record a lifecycle step.
+    AddEvent {
+        /// Dossier code.
+        code: String,
+        /// The step.
+        req: EventRequest,
+        /// Staff account.
+        by: String,
+    },
+    /// Record a rating.
+    Rate(NewRating),
+    /// Apply signed changes from elsewhere (a peer, a bundle, a restore).
+    Import {
+        /// Encoded envelopes.
+        envelopes: Vec<Vec<u8>>,
+        /// Where they came from, for the reject log.
+        origin: String,
+    },
+    /// Write a catalog or calendar version (province).
+    PutReference {
+        /// `catalog` or `calendar`.
+        kind: &'static str,
+        /// Version number.
+        version: u32,
+        /// JSON text.
+        json: String,
+    },
+    /// Add root-signed records to the local trust table, and publish them in the registry
+    /// document if this node is the province.
+    AddRecords(Vec<SignedRecord>),
+}
+
+/// What a write produced.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// A dossier's new summary.
+    Dossier(Box<DossierSummary>),
+    /// A rating.
+    Rating(Rating),
+    /// Counts of an import.
+    Imported(ImportReport),
+    /// Done.
+    Done,
+}
+
+/// The outcome of importing changes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// Applied.
+    pub stored: u64,
+    /// Already held.
+    pub duplicate: u64,
+    /// Waiting for dependencies.
+    pub pending: u64,
+    /// Refused (see the reject log).
+    pub rejected: u64,
+    /// Did not decode or verify.
+    pub invalid: u64,
+}
+
+/// A command, the clock reading to run it at (the batch's when `None`), and where to answer.
+type Job = (Command, Option<Timestamp>, oneshot::Sender<Result<Reply, CommandError>>);
+
+/// The handle through which the rest of the node writes.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+/// State the writer shares with readers.
+#[derive(Clone)]
+pub struct Shared {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The trust registry.
+    pub registry: Arc<RwLock<Registry>>,
+    /// Catalog and calendar.
+    pub reference: Arc<RwLock<Reference>>,
+    /// Who this node is.
+    pub identity: Arc<Identity>,
+}
+
+/// The node's clock, read only here and in the drivers. Rural clocks drift; the reading is
+/// recorded as is and compared with peers elsewhere, never corrected silently.
+#[allow(clippy::disallowed_methods)]
+pub fn clock_now() -> Timestamp {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Timestamp(ms)
+}
+
+impl Writer {
+    /// Starts the writer thread.
+    pub fn start(shared: Shared) -> Writer {
+        let (queue, rx) = mpsc::channel(QUEUE_JOBS_COUNT_MAX);
+        thread::Builder::new()
+            .name("motcua-writer".into())
+            .spawn(move || run(shared, rx))
+            .expect("spawning the writer thread");
+        Writer { queue }
+    }
+
+    /// Submits a command and waits until it is durable (or refused).
+    pub async fn submit(&self, command: Command) -> Result<Reply, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.send((command, None, tx)).await.map_err(|_| CommandError::Internal("writer stopped".into()))?;
+        rx.await.map_err(|_| CommandError::Internal("writer stopped".into()))?
+    }
+
+    /// Submits from a thread outside the async runtime, as if the clock read `at` (`None`: the
+    /// clock). Only the node's own tools use `at` (the demo's sample history, tests); the HTTP
+    /// API never lets a client choose the time.
+    pub fn submit_blocking(&self, command: Command, at: Option<Timestamp>) -> Result<Reply, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.blocking_send((command, at, tx)).map_err(|_| CommandError::Internal("writer stopped".into()))?;
+        rx.blocking_recv().map_err(|_| CommandError::Internal("writer stopped".into()))?
+    }
+}
+
+fn run(shared: Shared, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < BATCH_JOBS_COUNT_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&shared, jobs);
+    }
+}
+
+fn run_batch(shared: &Shared, jobs: Vec<Job>) {
+    let now = clock_now();
+    let reference = shared.reference.read().expect("reference lock").clone();
+    let tx = match shared.store.db().begin_write() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let message = format!("storage: {e}");
+            for (_, _, reply) in jobs {
+                let _ = reply.send(Err(CommandError::Internal(message.clone())));
+            }
+            return;
+        }
+    };
+    let mut registry = shared.registry.write().expect("registry lock");
+    let mut apply = Apply::new(&tx, &mut registry);
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut storage_failed = None;
+    let mut replies = Vec::with_capacity(jobs.len());
+    for (command, at, reply) in jobs {
+        let ctx = Ctx { identity: &shared.identity, reference: &reference, now: at.unwrap_or(now) };
+        let result = if storage_failed.is_some() {
+            Err(CommandError::Internal("batch rolled back".into()))
+        } else {
+            execute(&ctx, &mut apply, command)
+        };
+        if let Err(CommandError::Store(e)) = &result {
+            storage_failed = Some(e.to_string());
+        }
+        results.push(result);
+        replies.push(reply);
+    }
+    let effects = std::mem::take(&mut apply.effects);
+    drop(apply);
+    let committed = match storage_failed {
+        Some(message) => Err(message),
+        None => tx.commit().map_err(|e| e.to_string()),
+    };
+    if committed.is_err() {
+        // Nothing of this batch is on disk; the in-memory registry may hold records that were
+        // not committed, so rebuild it from the store.
+        if let Ok(records) = shared.store.trust_records() {
+            let mut fresh = Registry::new(*registry.root());
+            for r in records {
+                let _ = fresh.insert(r);
+            }
+            *registry = fresh;
+        }
+    }
+    drop(registry);
+    if committed.is_ok() && effects.config_changed {
+        match Reference::load(&shared.store) {
+            Ok(r) => *shared.reference.write().expect("reference lock") = r,
+            Err(e) => tracing::error!(error = %e, "reloading catalog and calendar"),
+        }
+    }
+    for (result, reply) in results.into_iter().zip(replies) {
+        let answer = match &committed {
+            Ok(()) => result,
+            Err(message) => Err(CommandError::Internal(format!("write failed, nothing saved: {message}"))),
+        };
+        let _ = reply.send(answer);
+    }
+}
+
+fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Reply, CommandError> {
+    match command {
+        Command::CreateDossier { req, by } => ctx.create_dossier(apply, req, &by).map(|s| Reply::Dossier(Box::new(s))),
+        Command::AddEvent { code, req, by } => ctx.add_event(apply, &code, req, &by).map(|s| Reply::Dossier(Box::new(s))),
+        Command::Rate(req) => ctx.rate(apply, req).map(Reply::Rating),
+        Command::Import { envelopes, origin } => {
+            if envelopes.len() > IMPORT_CHANGES_COUNT_MAX {
+                return Err(CommandError::Invalid(format!("at most {IMPORT_CHANGES_COUNT_MAX} changes per import")));
+            }
+            let mut report = ImportReport::default();
+            for bytes in envelopes {
+                let signed = match SignedChange::decode(&bytes) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(origin, reason = e.reason(), "change does not verify");
+                        report.invalid += 1;
+                        continue;
+                    }
+                };
+                match apply.change(&signed, None, &origin, ctx.now)? {
+                    Applied::Stored(_) => report.stored += 1,
+                    Applied::Duplicate => report.duplicate += 1,
+                    Applied::Pending(_) => report.pending += 1,
+                    Applied::Rejected(_) => report.rejected += 1,
+                }
+            }
+            Ok(Reply::Imported(report))
+        }
+        Command::PutReference { kind, version, json } => ctx.put_reference(apply, kind, version, &json).map(|()| Reply::Done),
+        Command::AddRecords(records) => {
+            for r in &records {
+                apply.add_trust_record(r.clone())?;
+            }
+            if ctx.identity.role == motcua_schema::trust::Role::Province {
+                ctx.publish_records(apply, &records)?;
+            }
+            Ok(Reply::Done)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! motcua-schema: the domain of Vietnam's one-stop public administrative service.
+//!
+//! Dossiers and their lifecycle, satisfaction ratings, the procedure catalog, the working-day
+//! calendar, reports, the Automerge layout of every document, the signed change envelope and the
+//! trust registry.
+//!
+//! **Architecture invariant:** this crate is pure. It reads no clock, no network, no disk and no
+//! random source; time and randomness come in as parameters (enforced by `clippy.toml`'s
+//! `disallowed-methods`). So every node, the simulator and an auditor's tool compute the same
+//! results from the same inputs.
+
+pub mod calendar;
+pub mod catalog;
+pub mod dossier;
+pub mod ids;
+pub mod layout;
+pub mod limits;
+pub mod rating;
+pub mod report;
+pub mod sample;
+pub mod signed;
+pub mod summary;
+pub mod timestamp;
+pub mod trust;
+
+pub use ed25519_dalek;
+pub use automerge;
