@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use motcua_schema::timestamp::Timestamp;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,10 @@ pub struct User {
 impl User {
     /// The account without its password hash, for answers.
     pub fn public(&self) -> User {
-        User { password_hash: String::new(), ..self.clone() }
+        User {
+            password_hash: String::new(),
+            ..self.clone()
+        }
     }
 }
 
@@ -120,7 +123,12 @@ impl From<redb::Error> for AuthError {
 macro_rules! auth_from_redb {
     ($($t:ty),*) => {$( impl From<$t> for AuthError { fn from(e: $t) -> Self { AuthError::Store(e.into()) } } )*};
 }
-auth_from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+auth_from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -140,38 +148,67 @@ impl Default for Auth {
 impl Auth {
     /// A new limiter.
     pub fn new() -> Auth {
-        Auth { failures: Mutex::new(HashMap::new()) }
+        Auth {
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Creates an account.
-    pub fn add_user(&self, db: &Database, username: &str, password: &str, full_name: &str, role: StaffRole) -> Result<User, AuthError> {
+    pub fn add_user(
+        &self,
+        db: &Database,
+        username: &str,
+        password: &str,
+        full_name: &str,
+        role: StaffRole,
+    ) -> Result<User, AuthError> {
         let valid_name = !username.is_empty()
             && username.len() <= 64
-            && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            && username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
         if !valid_name {
-            return Err(AuthError::Invalid("username: 1-64 letters, digits, '.', '_' or '-'".into()));
+            return Err(AuthError::Invalid(
+                "username: 1-64 letters, digits, '.', '_' or '-'".into(),
+            ));
         }
         if password.chars().count() < PASSWORD_SIZE_CHARS_MIN {
-            return Err(AuthError::Invalid(format!("password must have at least {PASSWORD_SIZE_CHARS_MIN} characters")));
+            return Err(AuthError::Invalid(format!(
+                "password must have at least {PASSWORD_SIZE_CHARS_MIN} characters"
+            )));
         }
         if full_name.trim().is_empty() || full_name.chars().count() > 200 {
-            return Err(AuthError::Invalid("full name is required (at most 200 characters)".into()));
+            return Err(AuthError::Invalid(
+                "full name is required (at most 200 characters)".into(),
+            ));
         }
         let mut salt_bytes = [0u8; 16];
         rand::fill(&mut salt_bytes);
-        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let salt =
+            SaltString::encode_b64(&salt_bytes).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let password_hash = Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map_err(|e| AuthError::Invalid(e.to_string()))?
             .to_string();
-        let user = User { username: username.to_owned(), full_name: full_name.trim().to_owned(), role, password_hash, disabled: false };
+        let user = User {
+            username: username.to_owned(),
+            full_name: full_name.trim().to_owned(),
+            role,
+            password_hash,
+            disabled: false,
+        };
         let tx = db.begin_write()?;
         {
             let mut users = tx.open_table(USERS)?;
             if users.get(username)?.is_some() {
                 return Err(AuthError::Exists(username.to_owned()));
             }
-            users.insert(username, serde_json::to_string(&user).expect("user serialises").as_str())?;
+            users.insert(
+                username,
+                serde_json::to_string(&user)
+                    .expect("user serialises")
+                    .as_str(),
+            )?;
         }
         tx.commit()?;
         Ok(user.public())
@@ -190,7 +227,13 @@ impl Auth {
     }
 
     /// Signs in: checks the password and opens a session. Returns the token and the account.
-    pub fn login(&self, db: &Database, username: &str, password: &str, now: Timestamp) -> Result<(String, User), AuthError> {
+    pub fn login(
+        &self,
+        db: &Database,
+        username: &str,
+        password: &str,
+        now: Timestamp,
+    ) -> Result<(String, User), AuthError> {
         {
             let failures = self.failures.lock().expect("limiter lock");
             if let Some((count, since)) = failures.get(username) {
@@ -207,8 +250,11 @@ impl Auth {
         };
         let ok = user.as_ref().is_some_and(|u| {
             !u.disabled
-                && PasswordHash::new(&u.password_hash)
-                    .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+                && PasswordHash::new(&u.password_hash).is_ok_and(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
         });
         if !ok {
             let mut failures = self.failures.lock().expect("limiter lock");
@@ -224,11 +270,19 @@ impl Auth {
         let mut raw = [0u8; 32];
         rand::fill(&mut raw);
         let token = hex::encode(raw);
-        let session = Session { username: user.username.clone(), expires_at: now.plus_millis(SESSION_LIFETIME_MS) };
+        let session = Session {
+            username: user.username.clone(),
+            expires_at: now.plus_millis(SESSION_LIFETIME_MS),
+        };
         let tx = db.begin_write()?;
         {
             let mut sessions = tx.open_table(SESSIONS)?;
-            sessions.insert(&token_hash(&token), serde_json::to_string(&session).expect("session serialises").as_str())?;
+            sessions.insert(
+                &token_hash(&token),
+                serde_json::to_string(&session)
+                    .expect("session serialises")
+                    .as_str(),
+            )?;
         }
         tx.commit()?;
         Ok((token, user.public()))

@@ -6,11 +6,13 @@
 //! process's actor, signs it with the node key, and hands it to [`Apply::change`] with the
 //! document it already holds.
 
-use automerge::transaction::{CommitOptions, Transactable};
+use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge};
 use ed25519_dalek::SigningKey;
 use motcua_schema::catalog::ProcessingTime;
-use motcua_schema::dossier::{Applicant, Channel, DossierError, Event, EventBody, Header, ReturnMethod, Status};
+use motcua_schema::dossier::{
+    Applicant, Channel, DossierError, Event, EventBody, Header, ReturnMethod, Status,
+};
 use motcua_schema::ids::{DocId, DossierCode, UnitCode};
 use motcua_schema::layout::{self, LayoutError};
 use motcua_schema::rating::{Criterion, Rating, Score};
@@ -205,9 +207,9 @@ pub enum CommandError {
 impl From<DossierError> for CommandError {
     fn from(e: DossierError) -> Self {
         match e {
-            DossierError::Transition { .. } | DossierError::NoSuchConflict(_) | DossierError::TooManyEvents => {
-                CommandError::Conflict(e.to_string())
-            }
+            DossierError::Transition { .. }
+            | DossierError::NoSuchConflict(_)
+            | DossierError::TooManyEvents => CommandError::Conflict(e.to_string()),
             _ => CommandError::Invalid(e.to_string()),
         }
     }
@@ -238,7 +240,12 @@ impl Ctx<'_> {
             .map_err(|e| CommandError::Forbidden(format!("this node cannot sign: {e}")))
     }
 
-    fn commit(&self, doc: &mut Automerge, doc_id: &DocId, build: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), LayoutError>) -> Result<SignedChange, CommandError> {
+    fn commit(
+        &self,
+        doc: &mut Automerge,
+        doc_id: &DocId,
+        build: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), LayoutError>,
+    ) -> Result<SignedChange, CommandError> {
         doc.set_actor(self.identity.actor.clone());
         let mut tx = doc.transaction();
         if let Err(e) = build(&mut tx) {
@@ -246,46 +253,74 @@ impl Ctx<'_> {
             return Err(e.into());
         }
         tx.commit_with(CommitOptions::default().with_time(self.now.0.div_euclid(1000)));
-        let change = doc.get_last_local_change().ok_or_else(|| CommandError::Internal("no change produced".into()))?;
-        SignedChange::sign(doc_id, change, &self.identity.key).map_err(|e| CommandError::Internal(e.to_string()))
+        let change = doc
+            .get_last_local_change()
+            .ok_or_else(|| CommandError::Internal("no change produced".into()))?;
+        SignedChange::sign(doc_id, change, &self.identity.key)
+            .map_err(|e| CommandError::Internal(e.to_string()))
     }
 
-    fn submit(&self, apply: &mut Apply<'_>, signed: &SignedChange, doc: Automerge) -> Result<(), CommandError> {
+    fn submit(
+        &self,
+        apply: &mut Apply<'_>,
+        signed: &SignedChange,
+        doc: Automerge,
+    ) -> Result<(), CommandError> {
         match apply.change(signed, Some(doc), "local", self.now)? {
             Applied::Stored(_) => Ok(()),
             Applied::Rejected(r) => Err(CommandError::Forbidden(r.message)),
-            other => Err(CommandError::Internal(format!("local change not applied: {other:?}"))),
+            other => Err(CommandError::Internal(format!(
+                "local change not applied: {other:?}"
+            ))),
         }
     }
 
     fn event(&self, by: &str, body: EventBody) -> Event {
-        Event { at: self.now, by: by.to_owned(), unit: self.identity.unit.clone(), body }
+        Event {
+            at: self.now,
+            by: by.to_owned(),
+            unit: self.identity.unit.clone(),
+            body,
+        }
     }
 
     /// Receives a new dossier: allocates its code, computes its due date, writes it.
-    pub fn create_dossier(&self, apply: &mut Apply<'_>, req: NewDossier, by: &str) -> Result<DossierSummary, CommandError> {
+    pub fn create_dossier(
+        &self,
+        apply: &mut Apply<'_>,
+        req: NewDossier,
+        by: &str,
+    ) -> Result<DossierSummary, CommandError> {
         self.check_enrolled(apply)?;
         req.applicant.validate()?;
         let procedure = self
             .reference
             .catalog
             .get(&req.procedure_code)
-            .ok_or_else(|| CommandError::Invalid(format!("unknown procedure code {}", req.procedure_code)))?;
+            .ok_or_else(|| {
+                CommandError::Invalid(format!("unknown procedure code {}", req.procedure_code))
+            })?;
         let first = if req.registered_only {
             if req.channel != Channel::Online {
-                return Err(CommandError::Invalid("only online dossiers can be registered without acceptance".into()));
+                return Err(CommandError::Invalid(
+                    "only online dossiers can be registered without acceptance".into(),
+                ));
             }
             EventBody::Registered
         } else {
-            EventBody::Received { due_at: self.due_at(procedure.processing, procedure.cutoff)? }
+            EventBody::Received {
+                due_at: self.due_at(procedure.processing, procedure.cutoff)?,
+            }
         };
         let date = self.now.local_date();
         let unit = self.identity.unit.clone();
         let number = apply.next_number(unit.as_str(), "D", date_key(date), |a, n| {
-            let code = DossierCode::new(&unit, date, n).map_err(|e| crate::store::corrupt("dossier code", e))?;
+            let code = DossierCode::new(&unit, date, n)
+                .map_err(|e| crate::store::corrupt("dossier code", e))?;
             a.has_dossier(code.as_str())
         })?;
-        let code = DossierCode::new(&unit, date, number).map_err(|e| CommandError::Conflict(e.to_string()))?;
+        let code = DossierCode::new(&unit, date, number)
+            .map_err(|e| CommandError::Conflict(e.to_string()))?;
         let header = Header {
             code: code.clone(),
             unit: unit.clone(),
@@ -300,13 +335,19 @@ impl Ctx<'_> {
         let event = self.event(by, first);
         let doc_id = DocId::Dossier(code.clone());
         let mut doc = Automerge::new();
-        let signed = self.commit(&mut doc, &doc_id, |tx| layout::dossier::create(tx, &header, &event))?;
+        let signed = self.commit(&mut doc, &doc_id, |tx| {
+            layout::dossier::create(tx, &header, &event)
+        })?;
         let state = layout::dossier::read(&doc)?;
         self.submit(apply, &signed, doc)?;
         Ok(DossierSummary::from(&state))
     }
 
-    fn due_at(&self, processing: ProcessingTime, cutoff: Option<time::Time>) -> Result<Timestamp, CommandError> {
+    fn due_at(
+        &self,
+        processing: ProcessingTime,
+        cutoff: Option<time::Time>,
+    ) -> Result<Timestamp, CommandError> {
         self.reference
             .calendar
             .due_at(self.now, processing, cutoff)
@@ -314,16 +355,30 @@ impl Ctx<'_> {
     }
 
     /// Records a lifecycle step.
-    pub fn add_event(&self, apply: &mut Apply<'_>, code: &str, req: EventRequest, by: &str) -> Result<DossierSummary, CommandError> {
+    pub fn add_event(
+        &self,
+        apply: &mut Apply<'_>,
+        code: &str,
+        req: EventRequest,
+        by: &str,
+    ) -> Result<DossierSummary, CommandError> {
         self.check_enrolled(apply)?;
         let code = DossierCode::parse(code).map_err(|e| CommandError::NotFound(e.to_string()))?;
         let doc_id = DocId::Dossier(code.clone());
-        let mut doc = apply.doc(&doc_id)?.ok_or_else(|| CommandError::NotFound(format!("no dossier {code}")))?;
+        let mut doc = apply
+            .doc(&doc_id)?
+            .ok_or_else(|| CommandError::NotFound(format!("no dossier {code}")))?;
         let state = layout::dossier::read(&doc)?;
         let body = match req {
             EventRequest::Received => {
-                let cutoff = self.reference.catalog.get(&state.header.procedure_code).and_then(|p| p.cutoff);
-                EventBody::Received { due_at: self.due_at(state.header.processing, cutoff)? }
+                let cutoff = self
+                    .reference
+                    .catalog
+                    .get(&state.header.procedure_code)
+                    .and_then(|p| p.cutoff);
+                EventBody::Received {
+                    due_at: self.due_at(state.header.processing, cutoff)?,
+                }
             }
             EventRequest::Supplemented => {
                 if state.status != Some(Status::SupplementRequested) {
@@ -333,10 +388,15 @@ impl Ctx<'_> {
                     .events
                     .iter()
                     .rev()
-                    .find(|e| e.conflict.is_none() && matches!(e.event.body, EventBody::SupplementRequested { .. }))
+                    .find(|e| {
+                        e.conflict.is_none()
+                            && matches!(e.event.body, EventBody::SupplementRequested { .. })
+                    })
                     .map(|e| e.event.at)
                     .ok_or_else(|| CommandError::Conflict("no supplement was requested".into()))?;
-                let due = state.due_at.ok_or_else(|| CommandError::Conflict("dossier has no due date".into()))?;
+                let due = state
+                    .due_at
+                    .ok_or_else(|| CommandError::Conflict("dossier has no due date".into()))?;
                 let due_at = self
                     .reference
                     .calendar
@@ -344,27 +404,55 @@ impl Ctx<'_> {
                     .map_err(|e| CommandError::Conflict(format!("cannot compute due date: {e}")))?;
                 EventBody::Supplemented { due_at }
             }
-            EventRequest::Transferred { to_unit, to_agency, note } => EventBody::Transferred { to_unit, to_agency, note },
-            EventRequest::SupplementRequested { reason } => EventBody::SupplementRequested { reason },
-            EventRequest::PaymentRequested { amount_vnd, note } => EventBody::PaymentRequested { amount_vnd, note },
+            EventRequest::Transferred {
+                to_unit,
+                to_agency,
+                note,
+            } => EventBody::Transferred {
+                to_unit,
+                to_agency,
+                note,
+            },
+            EventRequest::SupplementRequested { reason } => {
+                EventBody::SupplementRequested { reason }
+            }
+            EventRequest::PaymentRequested { amount_vnd, note } => {
+                EventBody::PaymentRequested { amount_vnd, note }
+            }
             EventRequest::Paid { amount_vnd } => EventBody::Paid { amount_vnd },
             EventRequest::Refused { reason } => EventBody::Refused { reason },
             EventRequest::Withdrawn { reason } => EventBody::Withdrawn { reason },
             EventRequest::Stopped { reason } => EventBody::Stopped { reason },
             EventRequest::Resolved { note } => EventBody::Resolved { note },
-            EventRequest::Apologized { reason, new_appointment_at } => {
-                let at = Timestamp::parse_rfc3339(&new_appointment_at)
-                    .ok_or_else(|| CommandError::Invalid("new_appointment_at must be an RFC 3339 time".into()))?;
+            EventRequest::Apologized {
+                reason,
+                new_appointment_at,
+            } => {
+                let at = Timestamp::parse_rfc3339(&new_appointment_at).ok_or_else(|| {
+                    CommandError::Invalid("new_appointment_at must be an RFC 3339 time".into())
+                })?;
                 if at <= self.now {
-                    return Err(CommandError::Invalid("the new appointment must be in the future".into()));
+                    return Err(CommandError::Invalid(
+                        "the new appointment must be in the future".into(),
+                    ));
                 }
-                EventBody::Apologized { reason, new_appointment_at: at }
+                EventBody::Apologized {
+                    reason,
+                    new_appointment_at: at,
+                }
             }
             EventRequest::Returned { method } => EventBody::Returned { method },
-            EventRequest::ConflictResolved { event_id, note } => EventBody::ConflictResolved { event_id, note },
+            EventRequest::ConflictResolved { event_id, note } => {
+                EventBody::ConflictResolved { event_id, note }
+            }
         };
-        if matches!(body, EventBody::Refused { .. } | EventBody::Stopped { .. } | EventBody::SupplementRequested { .. } | EventBody::Apologized { .. })
-            && body_reason(&body).trim().is_empty()
+        if matches!(
+            body,
+            EventBody::Refused { .. }
+                | EventBody::Stopped { .. }
+                | EventBody::SupplementRequested { .. }
+                | EventBody::Apologized { .. }
+        ) && body_reason(&body).trim().is_empty()
         {
             return Err(CommandError::Invalid("a reason is required".into()));
         }
@@ -379,8 +467,15 @@ impl Ctx<'_> {
     /// Records a rating in the unit's document of the day.
     pub fn rate(&self, apply: &mut Apply<'_>, req: NewRating) -> Result<Rating, CommandError> {
         self.check_enrolled(apply)?;
-        let dossier = match req.dossier.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-            Some(d) => Some(DossierCode::parse(d).map_err(|e| CommandError::Invalid(e.to_string()))?),
+        let dossier = match req
+            .dossier
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            Some(d) => {
+                Some(DossierCode::parse(d).map_err(|e| CommandError::Invalid(e.to_string()))?)
+            }
             None => None,
         };
         let date = self.now.local_date();
@@ -389,7 +484,10 @@ impl Ctx<'_> {
         let mut rating = Rating {
             id: String::new(),
             unit: unit.clone(),
-            official: req.official.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()),
+            official: req
+                .official
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty()),
             dossier,
             score: req.score,
             criteria: req.criteria,
@@ -397,8 +495,15 @@ impl Ctx<'_> {
             at: self.now,
             device: req.device,
         };
-        rating.validate().map_err(|e| CommandError::Invalid(e.to_string()))?;
-        let yymmdd = format!("{:02}{:02}{:02}", date.year() % 100, u8::from(date.month()), date.day());
+        rating
+            .validate()
+            .map_err(|e| CommandError::Invalid(e.to_string()))?;
+        let yymmdd = format!(
+            "{:02}{:02}{:02}",
+            date.year() % 100,
+            u8::from(date.month()),
+            date.day()
+        );
         let make_id = |n: u32| format!("{unit}-{yymmdd}-R{n:04}");
         let n = apply.next_number(unit.as_str(), "R", day, |a, n| a.has_rating(&make_id(n)))?;
         rating.id = make_id(n);
@@ -410,22 +515,42 @@ impl Ctx<'_> {
     }
 
     /// Writes a new version of the catalog or calendar (province only).
-    pub fn put_reference(&self, apply: &mut Apply<'_>, kind: &'static str, version: u32, json_text: &str) -> Result<(), CommandError> {
+    pub fn put_reference(
+        &self,
+        apply: &mut Apply<'_>,
+        kind: &'static str,
+        version: u32,
+        json_text: &str,
+    ) -> Result<(), CommandError> {
         self.check_enrolled(apply)?;
         if self.identity.role != Role::Province {
-            return Err(CommandError::Forbidden("only the province writes the catalog and calendar".into()));
+            return Err(CommandError::Forbidden(
+                "only the province writes the catalog and calendar".into(),
+            ));
         }
-        let doc_id = if kind == "catalog" { DocId::Catalog } else { DocId::Calendar };
+        let doc_id = if kind == "catalog" {
+            DocId::Catalog
+        } else {
+            DocId::Calendar
+        };
         let mut doc = apply.doc(&doc_id)?.unwrap_or_default();
-        let signed = self.commit(&mut doc, &doc_id, |tx| layout::versioned::put(tx, kind, version, json_text))?;
+        let signed = self.commit(&mut doc, &doc_id, |tx| {
+            layout::versioned::put(tx, kind, version, json_text)
+        })?;
         self.submit(apply, &signed, doc)
     }
 
     /// Publishes root-signed records in the registry document (province only).
-    pub fn publish_records(&self, apply: &mut Apply<'_>, records: &[SignedRecord]) -> Result<(), CommandError> {
+    pub fn publish_records(
+        &self,
+        apply: &mut Apply<'_>,
+        records: &[SignedRecord],
+    ) -> Result<(), CommandError> {
         self.check_enrolled(apply)?;
         if self.identity.role != Role::Province {
-            return Err(CommandError::Forbidden("only the province publishes the registry".into()));
+            return Err(CommandError::Forbidden(
+                "only the province publishes the registry".into(),
+            ));
         }
         let doc_id = DocId::Registry;
         let mut doc = apply.doc(&doc_id)?.unwrap_or_default();

@@ -82,8 +82,12 @@ impl DataDir {
     /// Reads the config.
     pub fn load_config(&self) -> Result<Config> {
         let path = self.config_path();
-        let text = fs::read_to_string(&path)
-            .with_context(|| format!("reading config {} (run `motcua init` first?)", path.display()))?;
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading config {} (run `motcua init` first?)",
+                path.display()
+            )
+        })?;
         toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
     }
 
@@ -120,7 +124,10 @@ pub fn generate_key() -> SigningKey {
 /// overwrite: losing a key is losing the node's identity.
 pub fn write_key(path: &Path, key: &SigningKey) -> Result<()> {
     if path.exists() {
-        bail!("{} already exists; refusing to overwrite a key", path.display());
+        bail!(
+            "{} already exists; refusing to overwrite a key",
+            path.display()
+        );
     }
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -129,7 +136,9 @@ pub fn write_key(path: &Path, key: &SigningKey) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("creating key file {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating key file {}", path.display()))?;
     file.write_all(hex::encode(key.to_bytes()).as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing key file {}", path.display()))
@@ -137,7 +146,8 @@ pub fn write_key(path: &Path, key: &SigningKey) -> Result<()> {
 
 /// Reads a secret key written by [`write_key`].
 pub fn read_key(path: &Path) -> Result<SigningKey> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
     let bytes: [u8; 32] = hex::decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -162,7 +172,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert!(write_key(&path, &generate_key()).is_err());
         fs::remove_dir_all(&dir).unwrap();

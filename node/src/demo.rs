@@ -14,8 +14,8 @@ use motcua_schema::rating::{Criterion, Score};
 use motcua_schema::timestamp::Timestamp;
 use motcua_schema::trust::{Role, SignedRecord};
 
-use crate::commands::{EventRequest, NewDossier, NewRating};
 use crate::auth::StaffRole;
+use crate::commands::{EventRequest, NewDossier, NewRating};
 use crate::config::{DataDir, generate_key, write_key};
 use crate::runtime::Node;
 use crate::setup::{InitOptions, Trust, enrolment, init};
@@ -34,10 +34,30 @@ struct DemoUnit {
 }
 
 const UNITS: [DemoUnit; 4] = [
-    DemoUnit { code: "000.00.00.H99", name: "Trung tâm Phục vụ hành chính công tỉnh (mẫu)", role: Role::Province, dossiers_per_day: 0 },
-    DemoUnit { code: "000.01.01.H99", name: "UBND xã An Bình (mẫu)", role: Role::Commune, dossiers_per_day: 8 },
-    DemoUnit { code: "000.01.02.H99", name: "UBND xã Tân Phú (mẫu)", role: Role::Commune, dossiers_per_day: 5 },
-    DemoUnit { code: "000.01.03.H99", name: "UBND phường Hòa Thuận (mẫu)", role: Role::Commune, dossiers_per_day: 12 },
+    DemoUnit {
+        code: "000.00.00.H99",
+        name: "Trung tâm Phục vụ hành chính công tỉnh (mẫu)",
+        role: Role::Province,
+        dossiers_per_day: 0,
+    },
+    DemoUnit {
+        code: "000.01.01.H99",
+        name: "UBND xã An Bình (mẫu)",
+        role: Role::Commune,
+        dossiers_per_day: 8,
+    },
+    DemoUnit {
+        code: "000.01.02.H99",
+        name: "UBND xã Tân Phú (mẫu)",
+        role: Role::Commune,
+        dossiers_per_day: 5,
+    },
+    DemoUnit {
+        code: "000.01.03.H99",
+        name: "UBND phường Hòa Thuận (mẫu)",
+        role: Role::Commune,
+        dossiers_per_day: 12,
+    },
 ];
 
 /// A small deterministic generator for sample data (xorshift64*): the demo is the same every time.
@@ -60,24 +80,35 @@ impl Rng {
     }
 }
 
-const FAMILY: [&str; 8] = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Võ", "Đặng"];
+const FAMILY: [&str; 8] = [
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Võ", "Đặng",
+];
 const MIDDLE: [&str; 5] = ["Văn", "Thị", "Minh", "Thu", "Đức"];
 const GIVEN: [&str; 8] = ["An", "Bình", "Cường", "Dung", "Hà", "Lan", "Nam", "Tâm"];
 
 /// Runs the demo: creates and seeds `dir` the first time (reuses it after), serves every node.
 pub async fn run(dir: PathBuf, base_port: u16) -> Result<()> {
     let dir2 = dir.clone();
-    let nodes = tokio::task::spawn_blocking(move || open_or_create(&dir2)).await.context("demo setup")??;
+    let nodes = tokio::task::spawn_blocking(move || open_or_create(&dir2))
+        .await
+        .context("demo setup")??;
     println!();
-    println!("motcua demo: một tỉnh và ba xã trên máy này (dữ liệu mẫu), thư mục {}", dir.display());
-    println!("Tài khoản: admin (quản trị), tiepnhan (tiếp nhận), xuly (lãnh đạo); mật khẩu {DEMO_PASSWORD}");
+    println!(
+        "motcua demo: một tỉnh và ba xã trên máy này (dữ liệu mẫu), thư mục {}",
+        dir.display()
+    );
+    println!(
+        "Tài khoản: admin (quản trị), tiepnhan (tiếp nhận), xuly (lãnh đạo); mật khẩu {DEMO_PASSWORD}"
+    );
     let mut tasks = Vec::new();
     for (i, (unit, node)) in UNITS.iter().zip(nodes).enumerate() {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, base_port + i as u16));
         println!("  {:<48} http://{addr}/", unit.name);
         tasks.push(tokio::spawn(node.serve(Some(addr))));
     }
-    println!("Các nút chưa đồng bộ với nhau: đồng bộ qua iroh sẽ được bổ sung. Nhấn Ctrl+C để dừng.");
+    println!(
+        "Các nút chưa đồng bộ với nhau: đồng bộ qua iroh sẽ được bổ sung. Nhấn Ctrl+C để dừng."
+    );
     for t in tasks {
         t.await.context("node task")??;
     }
@@ -91,7 +122,10 @@ fn slug(code: &str) -> String {
 fn open_or_create(dir: &std::path::Path) -> Result<Vec<Node>> {
     let root_path = dir.join("root.key");
     if root_path.exists() {
-        return UNITS.iter().map(|u| Node::open(&DataDir::new(dir.join(slug(u.code))))).collect();
+        return UNITS
+            .iter()
+            .map(|u| Node::open(&DataDir::new(dir.join(slug(u.code)))))
+            .collect();
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let root = generate_key();
@@ -103,7 +137,17 @@ fn open_or_create(dir: &std::path::Path) -> Result<Vec<Node>> {
     let records: Vec<SignedRecord> = UNITS
         .iter()
         .zip(&keys)
-        .map(|(u, k)| enrolment(&root, &k.verifying_key(), &UnitCode::new(u.code).expect("demo unit code"), u.name, u.role, valid_from, now))
+        .map(|(u, k)| {
+            enrolment(
+                &root,
+                &k.verifying_key(),
+                &UnitCode::new(u.code).expect("demo unit code"),
+                u.name,
+                u.role,
+                valid_from,
+                now,
+            )
+        })
         .collect();
     let mut nodes = Vec::new();
     for (unit, key) in UNITS.iter().zip(keys) {
@@ -114,12 +158,19 @@ fn open_or_create(dir: &std::path::Path) -> Result<Vec<Node>> {
             unit_name: unit.name.to_owned(),
             role: unit.role,
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            trust: Trust::Existing { root: root.verifying_key(), records: records.clone() },
+            trust: Trust::Existing {
+                root: root.verifying_key(),
+                records: records.clone(),
+            },
             admin_password: DEMO_PASSWORD.to_owned(),
             key: Some(key),
         })?;
-        for (user, name, role) in [("tiepnhan", "Nguyễn Thị Tiếp Nhận", StaffRole::Intake), ("xuly", "Trần Văn Xử Lý", StaffRole::Leader)] {
-            node.auth.add_user(node.shared.store.db(), user, DEMO_PASSWORD, name, role)?;
+        for (user, name, role) in [
+            ("tiepnhan", "Nguyễn Thị Tiếp Nhận", StaffRole::Intake),
+            ("xuly", "Trần Văn Xử Lý", StaffRole::Leader),
+        ] {
+            node.auth
+                .add_user(node.shared.store.db(), user, DEMO_PASSWORD, name, role)?;
         }
         seed(&node, unit, now, nodes.len() as u64 + 1)?;
         nodes.push(node);
@@ -133,13 +184,27 @@ fn seed(node: &Node, unit: &DemoUnit, now: Timestamp, seed: u64) -> Result<()> {
         return Ok(());
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
-    let catalog = node.shared.reference.read().expect("reference lock").catalog.clone();
-    let procedures: Vec<_> = catalog.procedures.iter().filter(|p| p.level == motcua_schema::catalog::Level::Commune).cloned().collect();
+    let catalog = node
+        .shared
+        .reference
+        .read()
+        .expect("reference lock")
+        .catalog
+        .clone();
+    let procedures: Vec<_> = catalog
+        .procedures
+        .iter()
+        .filter(|p| p.level == motcua_schema::catalog::Level::Commune)
+        .cloned()
+        .collect();
     let day_ms = 24 * 3600 * 1000;
     let mut made = 0;
     for back in (1..=DEMO_HISTORY_DAYS).rev() {
         let day = now.plus_millis(-back * day_ms).local_date();
-        if matches!(day.weekday(), time::Weekday::Saturday | time::Weekday::Sunday) {
+        if matches!(
+            day.weekday(),
+            time::Weekday::Saturday | time::Weekday::Sunday
+        ) {
             continue;
         }
         for _ in 0..unit.dossiers_per_day {
@@ -160,10 +225,27 @@ fn seed(node: &Node, unit: &DemoUnit, now: Timestamp, seed: u64) -> Result<()> {
                 ),
                 id_number: format!("{:012}", 1_000_000_000 + rng.below(8_999_999_999)),
                 phone: format!("09{:08}", rng.below(100_000_000)),
-                address: format!("Thôn {}, {}", 1 + rng.below(9), unit.name.trim_end_matches(" (mẫu)")),
+                address: format!(
+                    "Thôn {}, {}",
+                    1 + rng.below(9),
+                    unit.name.trim_end_matches(" (mẫu)")
+                ),
             };
-            let req = NewDossier { procedure_code: procedure.code.clone(), channel, applicant, digitised: rng.chance(80), registered_only: false };
-            let Reply::Dossier(summary) = node.writer.submit_blocking(Command::CreateDossier { req, by: "tiepnhan".into() }, Some(at))? else {
+            let req = NewDossier {
+                procedure_code: procedure.code.clone(),
+                channel,
+                applicant,
+                digitised: rng.chance(80),
+                registered_only: false,
+            };
+            let Reply::Dossier(summary) = node.writer.submit_blocking(
+                Command::CreateDossier {
+                    req,
+                    by: "tiepnhan".into(),
+                },
+                Some(at),
+            )?
+            else {
                 continue;
             };
             made += 1;
@@ -171,31 +253,69 @@ fn seed(node: &Node, unit: &DemoUnit, now: Timestamp, seed: u64) -> Result<()> {
             let due = summary.due_at.unwrap_or(at);
             // Most dossiers finish early or on time; a few need a supplement; very few run late.
             let mut t = at;
-            let mut step = |req: EventRequest, when: Timestamp| -> Result<bool> {
+            let step = |req: EventRequest, when: Timestamp| -> Result<bool> {
                 if when > now {
                     return Ok(false);
                 }
-                let r = node.writer.submit_blocking(Command::AddEvent { code: code.clone(), req, by: "xuly".into() }, Some(when));
+                let r = node.writer.submit_blocking(
+                    Command::AddEvent {
+                        code: code.clone(),
+                        req,
+                        by: "xuly".into(),
+                    },
+                    Some(when),
+                );
                 Ok(r.is_ok())
             };
             if rng.chance(2) {
-                step(EventRequest::Refused { reason: "Hồ sơ không thuộc thẩm quyền".into() }, t.plus_millis(600_000))?;
+                step(
+                    EventRequest::Refused {
+                        reason: "Hồ sơ không thuộc thẩm quyền".into(),
+                    },
+                    t.plus_millis(600_000),
+                )?;
                 continue;
             }
             if rng.chance(6) {
                 t = t.plus_millis(3_600_000);
-                step(EventRequest::SupplementRequested { reason: "Thiếu bản sao giấy tờ".into() }, t)?;
+                step(
+                    EventRequest::SupplementRequested {
+                        reason: "Thiếu bản sao giấy tờ".into(),
+                    },
+                    t,
+                )?;
                 t = t.plus_millis(day_ms);
                 step(EventRequest::Supplemented, t)?;
             }
             let span = (due.0 - at.0).max(3_600_000);
             let late = rng.chance(1);
-            let resolve_at = if late { due.plus_millis(day_ms) } else { Timestamp(at.0 + (span as f64 * (0.3 + 0.6 * (rng.below(100) as f64 / 100.0))) as i64).max(t.plus_millis(60_000)) };
-            if !step(EventRequest::Resolved { note: String::new() }, resolve_at)? {
+            let resolve_at = if late {
+                due.plus_millis(day_ms)
+            } else {
+                Timestamp(
+                    at.0 + (span as f64 * (0.3 + 0.6 * (rng.below(100) as f64 / 100.0))) as i64,
+                )
+                .max(t.plus_millis(60_000))
+            };
+            if !step(
+                EventRequest::Resolved {
+                    note: String::new(),
+                },
+                resolve_at,
+            )? {
                 continue;
             }
-            let method = if rng.chance(18) { ReturnMethod::Postal } else if channel == Channel::Online && rng.chance(30) { ReturnMethod::Online } else { ReturnMethod::Counter };
-            step(EventRequest::Returned { method }, resolve_at.plus_millis(2 * 3_600_000))?;
+            let method = if rng.chance(18) {
+                ReturnMethod::Postal
+            } else if channel == Channel::Online && rng.chance(30) {
+                ReturnMethod::Online
+            } else {
+                ReturnMethod::Counter
+            };
+            step(
+                EventRequest::Returned { method },
+                resolve_at.plus_millis(2 * 3_600_000),
+            )?;
             if rng.chance(25) {
                 let score = match rng.below(200) {
                     0 => Score::Dissatisfied,
@@ -206,13 +326,18 @@ fn seed(node: &Node, unit: &DemoUnit, now: Timestamp, seed: u64) -> Result<()> {
                     score,
                     official: Some(if rng.chance(50) { "tiepnhan" } else { "xuly" }.into()),
                     dossier: Some(code.clone()),
-                    criteria: if rng.chance(30) { vec![Criterion::Attitude, Criterion::OneStop] } else { Vec::new() },
+                    criteria: if rng.chance(30) {
+                        vec![Criterion::Attitude, Criterion::OneStop]
+                    } else {
+                        Vec::new()
+                    },
                     comment: String::new(),
                     device: "may-danh-gia-1".into(),
                 };
                 let when = resolve_at.plus_millis(2 * 3_600_000 + 60_000);
                 if when <= now {
-                    node.writer.submit_blocking(Command::Rate(rating), Some(when))?;
+                    node.writer
+                        .submit_blocking(Command::Rate(rating), Some(when))?;
                 }
             }
         }

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use motcua_node::auth::StaffRole;
-use motcua_node::config::{DEFAULT_LISTEN, DataDir, generate_key, parse_public_key, read_key, write_key};
+use motcua_node::config::{
+    DEFAULT_LISTEN, DataDir, generate_key, parse_public_key, read_key, write_key,
+};
 use motcua_node::runtime::Node;
 use motcua_node::setup::{self, InitOptions, Trust};
 use motcua_node::writer::clock_now;
@@ -18,7 +20,11 @@ use motcua_schema::timestamp::{Timestamp, parse_date};
 use motcua_schema::trust::Role;
 
 #[derive(Parser)]
-#[command(name = "motcua", version, about = "motcua: one-stop public administrative service node (một cửa)")]
+#[command(
+    name = "motcua",
+    version,
+    about = "motcua: one-stop public administrative service node (một cửa)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -167,7 +173,9 @@ enum Cmd {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
@@ -185,7 +193,9 @@ fn main() -> ExitCode {
 fn password_from_stdin(what: &str) -> Result<String> {
     eprintln!("{what} (read from standard input):");
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading password from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading password from stdin")?;
     let s = s.lines().next().unwrap_or("").to_owned();
     if s.is_empty() {
         bail!("no password given");
@@ -194,17 +204,31 @@ fn password_from_stdin(what: &str) -> Result<String> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Init { data_dir, unit, unit_name, role, new_root, root_key_pub, records, listen, admin_password } => {
+        Cmd::Init {
+            data_dir,
+            unit,
+            unit_name,
+            role,
+            new_root,
+            root_key_pub,
+            records,
+            listen,
+            admin_password,
+        } => {
             let unit = UnitCode::new(&unit)?;
             let trust = if new_root {
                 Trust::NewRoot
             } else {
-                let root = parse_public_key(root_key_pub.as_deref().unwrap_or_default()).context("--root-key-pub")?;
+                let root = parse_public_key(root_key_pub.as_deref().unwrap_or_default())
+                    .context("--root-key-pub")?;
                 let mut all = Vec::new();
                 for f in &records {
                     all.extend(setup::read_records(f)?);
@@ -216,11 +240,27 @@ fn run(cli: Cli) -> Result<()> {
                 None => password_from_stdin("Password for the admin account")?,
             };
             let dir = DataDir::new(&data_dir);
-            let node = setup::init(InitOptions { dir, unit, unit_name, role: role.into(), listen, trust, admin_password, key: None })?;
+            let node = setup::init(InitOptions {
+                dir,
+                unit,
+                unit_name,
+                role: role.into(),
+                listen,
+                trust,
+                admin_password,
+                key: None,
+            })?;
             println!("Initialised {} ({})", data_dir.display(), node.config.unit);
-            println!("node key: {}", hex::encode(node.shared.identity.key.verifying_key().as_bytes()));
+            println!(
+                "node key: {}",
+                hex::encode(node.shared.identity.key.verifying_key().as_bytes())
+            );
             if new_root {
-                println!("root key: {} (move {} offline)", node.config.root_key, data_dir.join("root.key").display());
+                println!(
+                    "root key: {} (move {} offline)",
+                    node.config.root_key,
+                    data_dir.join("root.key").display()
+                );
             }
             Ok(())
         }
@@ -229,13 +269,20 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?.block_on(node.serve(listen))
         }
         Cmd::Demo { dir, base_port } => runtime()?.block_on(motcua_node::demo::run(dir, base_port)),
-        Cmd::Report { data_dir, from, to, unit, format } => {
+        Cmd::Report {
+            data_dir,
+            from,
+            to,
+            unit,
+            format,
+        } => {
             let from = parse_date(&from).context("--from must be YYYY-MM-DD")?;
             let to = parse_date(&to).context("--to must be YYYY-MM-DD")?;
             let period = Period::new(from, to).map_err(|e| anyhow::anyhow!("{e}"))?;
             let node = Node::open(&DataDir::new(&data_dir))?;
             let units = unit.clone().map(|u| vec![u]);
-            let (summaries, ratings) = node.shared.store.report_inputs(units.as_deref(), &period)?;
+            let (summaries, ratings) =
+                node.shared.store.report_inputs(units.as_deref(), &period)?;
             let scope = unit.unwrap_or_else(|| node.config.unit_name.clone());
             let report = compute(&scope, &period, &summaries, &ratings);
             match format.as_str() {
@@ -248,19 +295,44 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::RootInit { out } => {
             let key = generate_key();
             write_key(&out, &key)?;
-            println!("root public key: {}", hex::encode(key.verifying_key().as_bytes()));
+            println!(
+                "root public key: {}",
+                hex::encode(key.verifying_key().as_bytes())
+            );
             Ok(())
         }
-        Cmd::Enroll { root_key, node_key, unit, unit_name, role, out } => {
+        Cmd::Enroll {
+            root_key,
+            node_key,
+            unit,
+            unit_name,
+            role,
+            out,
+        } => {
             let root = read_key(&root_key)?;
             let node = parse_public_key(&node_key).context("--node-key")?;
             let now = clock_now();
-            let record = setup::enrolment(&root, &node, &UnitCode::new(&unit)?, &unit_name, role.into(), now.plus_millis(-setup::ENROLMENT_BACKDATE_MS), now);
-            std::fs::write(&out, serde_json::to_string_pretty(&vec![record])?).with_context(|| format!("writing {}", out.display()))?;
+            let record = setup::enrolment(
+                &root,
+                &node,
+                &UnitCode::new(&unit)?,
+                &unit_name,
+                role.into(),
+                now.plus_millis(-setup::ENROLMENT_BACKDATE_MS),
+                now,
+            );
+            std::fs::write(&out, serde_json::to_string_pretty(&vec![record])?)
+                .with_context(|| format!("writing {}", out.display()))?;
             println!("wrote enrolment of {node_key} to {}", out.display());
             Ok(())
         }
-        Cmd::Revoke { root_key, node_key, reason, at, out } => {
+        Cmd::Revoke {
+            root_key,
+            node_key,
+            reason,
+            at,
+            out,
+        } => {
             let root = read_key(&root_key)?;
             let node = parse_public_key(&node_key).context("--node-key")?;
             let now = clock_now();
@@ -269,7 +341,8 @@ fn run(cli: Cli) -> Result<()> {
                 None => now,
             };
             let record = setup::revocation(&root, &node, at, &reason, now);
-            std::fs::write(&out, serde_json::to_string_pretty(&vec![record])?).with_context(|| format!("writing {}", out.display()))?;
+            std::fs::write(&out, serde_json::to_string_pretty(&vec![record])?)
+                .with_context(|| format!("writing {}", out.display()))?;
             println!("wrote revocation of {node_key} to {}", out.display());
             Ok(())
         }
@@ -289,14 +362,27 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(key.verifying_key().as_bytes()));
             Ok(())
         }
-        Cmd::UserAdd { data_dir, username, full_name, role, password } => {
-            let role = StaffRole::parse(&role).context("--role must be intake, processing, leader or admin")?;
+        Cmd::UserAdd {
+            data_dir,
+            username,
+            full_name,
+            role,
+            password,
+        } => {
+            let role = StaffRole::parse(&role)
+                .context("--role must be intake, processing, leader or admin")?;
             let password = match password {
                 Some(p) => p,
                 None => password_from_stdin("Password")?,
             };
             let node = Node::open(&DataDir::new(data_dir))?;
-            node.auth.add_user(node.shared.store.db(), &username, &password, &full_name, role)?;
+            node.auth.add_user(
+                node.shared.store.db(),
+                &username,
+                &password,
+                &full_name,
+                role,
+            )?;
             println!("added {username}");
             Ok(())
         }

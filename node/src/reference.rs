@@ -44,9 +44,11 @@ impl Reference {
     /// Loads the newest versions from the store, falling back to the embedded samples.
     pub fn load(store: &Store) -> Result<Reference, StoreError> {
         let catalog = match store.load_doc(&DocId::Catalog)? {
-            Some(doc) => versioned::read_all(&doc, "catalog")
-                .ok()
-                .and_then(|all| all.into_iter().filter_map(|(_, t)| serde_json::from_str::<Catalog>(&t).ok()).max_by_key(|c| c.version)),
+            Some(doc) => versioned::read_all(&doc, "catalog").ok().and_then(|all| {
+                all.into_iter()
+                    .filter_map(|(_, t)| serde_json::from_str::<Catalog>(&t).ok())
+                    .max_by_key(|c| c.version)
+            }),
             None => None,
         };
         let calendar = match store.load_doc(&DocId::Calendar)? {
@@ -72,9 +74,17 @@ impl Reference {
 
     /// Status lines for the catalog and the calendar.
     pub fn info(&self) -> (ReferenceInfo, ReferenceInfo) {
-        let newest = self.calendar.versions.iter().max_by_key(|v| (v.effective_from, v.version));
+        let newest = self
+            .calendar
+            .versions
+            .iter()
+            .max_by_key(|v| (v.effective_from, v.version));
         (
-            ReferenceInfo { version: self.catalog.version, sample: self.catalog.sample, embedded: self.catalog_embedded },
+            ReferenceInfo {
+                version: self.catalog.version,
+                sample: self.catalog.sample,
+                embedded: self.catalog_embedded,
+            },
             ReferenceInfo {
                 version: newest.map_or(0, |v| v.version),
                 sample: newest.is_some_and(|v| v.sample),

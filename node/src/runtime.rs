@@ -37,7 +37,10 @@ impl Node {
         let key = dir.load_key()?;
         let root = parse_public_key(&config.root_key).context("root_key in config")?;
         let store_path = dir.store_path();
-        let store = Arc::new(Store::open(&store_path).with_context(|| format!("opening store at {}", store_path.display()))?);
+        let store = Arc::new(
+            Store::open(&store_path)
+                .with_context(|| format!("opening store at {}", store_path.display()))?,
+        );
         let mut registry = Registry::new(root);
         for record in store.trust_records().context("reading trust records")? {
             if let Err(e) = registry.insert(record) {
@@ -49,7 +52,12 @@ impl Node {
         // (actor, seq) pair, because it never writes under an old actor again.
         let mut epoch = [0u8; 8];
         rand::fill(&mut epoch);
-        let identity = Identity { actor: actor_for(&key.verifying_key(), epoch), key, unit: config.unit.clone(), role: config.role };
+        let identity = Identity {
+            actor: actor_for(&key.verifying_key(), epoch),
+            key,
+            unit: config.unit.clone(),
+            role: config.role,
+        };
         let shared = Shared {
             store,
             registry: Arc::new(RwLock::new(registry)),
@@ -57,7 +65,13 @@ impl Node {
             identity: Arc::new(identity),
         };
         let writer = Writer::start(shared.clone());
-        Ok(Node { dir: dir.clone(), config, shared, writer, auth: Arc::new(Auth::new()) })
+        Ok(Node {
+            dir: dir.clone(),
+            config,
+            shared,
+            writer,
+            auth: Arc::new(Auth::new()),
+        })
     }
 
     /// The HTTP application of this node.
@@ -75,13 +89,19 @@ impl Node {
     /// Prints `motcua: listening on http://ADDR` once bound and writes it to `http.addr`.
     pub async fn serve(self, listen: Option<SocketAddr>) -> Result<()> {
         let listen = listen.unwrap_or(self.config.listen);
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr().context("reading bound address")?;
         let addr_path = self.dir.addr_path();
-        std::fs::write(&addr_path, addr.to_string()).with_context(|| format!("writing {}", addr_path.display()))?;
+        std::fs::write(&addr_path, addr.to_string())
+            .with_context(|| format!("writing {}", addr_path.display()))?;
         println!("motcua: listening on http://{addr}");
         tracing::info!(%addr, unit = %self.config.unit, role = self.config.role.name(), "serving");
-        axum::serve(listener, self.app()).with_graceful_shutdown(shutdown()).await.context("serving HTTP")
+        axum::serve(listener, self.app())
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("serving HTTP")
     }
 }
 

@@ -57,7 +57,15 @@ pub struct InitOptions {
 }
 
 /// An enrolment record for `node`, signed by `root`.
-pub fn enrolment(root: &SigningKey, node: &VerifyingKey, unit: &UnitCode, unit_name: &str, role: Role, valid_from: Timestamp, now: Timestamp) -> SignedRecord {
+pub fn enrolment(
+    root: &SigningKey,
+    node: &VerifyingKey,
+    unit: &UnitCode,
+    unit_name: &str,
+    role: Role,
+    valid_from: Timestamp,
+    now: Timestamp,
+) -> SignedRecord {
     SignedRecord::sign(
         &RecordBody::Enrolment {
             node_key: hex::encode(node.as_bytes()),
@@ -73,20 +81,33 @@ pub fn enrolment(root: &SigningKey, node: &VerifyingKey, unit: &UnitCode, unit_n
 }
 
 /// A revocation record, signed by `root`.
-pub fn revocation(root: &SigningKey, node: &VerifyingKey, revoked_at: Timestamp, reason: &str, now: Timestamp) -> SignedRecord {
+pub fn revocation(
+    root: &SigningKey,
+    node: &VerifyingKey,
+    revoked_at: Timestamp,
+    reason: &str,
+    now: Timestamp,
+) -> SignedRecord {
     SignedRecord::sign(
-        &RecordBody::Revocation { node_key: hex::encode(node.as_bytes()), revoked_at, reason: reason.to_owned(), issued_at: now },
+        &RecordBody::Revocation {
+            node_key: hex::encode(node.as_bytes()),
+            revoked_at,
+            reason: reason.to_owned(),
+            issued_at: now,
+        },
         root,
     )
 }
 
 /// Reads a JSON file of records (an array, or one record).
 pub fn read_records(path: &Path) -> Result<Vec<SignedRecord>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading records {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading records {}", path.display()))?;
     if let Ok(list) = serde_json::from_str::<Vec<SignedRecord>>(&text) {
         return Ok(list);
     }
-    let one: SignedRecord = serde_json::from_str(&text).with_context(|| format!("{} is not a registry record file", path.display()))?;
+    let one: SignedRecord = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a registry record file", path.display()))?;
     Ok(vec![one])
 }
 
@@ -96,7 +117,8 @@ pub fn init(opts: InitOptions) -> Result<Node> {
     if dir.config_path().exists() {
         bail!("{} is already initialised", dir.root().display());
     }
-    std::fs::create_dir_all(dir.root()).with_context(|| format!("creating {}", dir.root().display()))?;
+    std::fs::create_dir_all(dir.root())
+        .with_context(|| format!("creating {}", dir.root().display()))?;
     let key = opts.key.unwrap_or_else(generate_key);
     write_key(&dir.key_path(), &key)?;
     let now = clock_now();
@@ -104,7 +126,15 @@ pub fn init(opts: InitOptions) -> Result<Node> {
         Trust::NewRoot => {
             let root = generate_key();
             write_key(&dir.root_key_path(), &root)?;
-            let me = enrolment(&root, &key.verifying_key(), &opts.unit, &opts.unit_name, opts.role, now.plus_millis(-ENROLMENT_BACKDATE_MS), now);
+            let me = enrolment(
+                &root,
+                &key.verifying_key(),
+                &opts.unit,
+                &opts.unit_name,
+                opts.role,
+                now.plus_millis(-ENROLMENT_BACKDATE_MS),
+                now,
+            );
             (root.verifying_key(), vec![me])
         }
         Trust::Existing { root, records } => (root, records),
@@ -122,7 +152,13 @@ pub fn init(opts: InitOptions) -> Result<Node> {
         publish_sample_reference(&node)?;
     }
     node.auth
-        .add_user(node.shared.store.db(), "admin", &opts.admin_password, "Quản trị hệ thống", StaffRole::Admin)
+        .add_user(
+            node.shared.store.db(),
+            "admin",
+            &opts.admin_password,
+            "Quản trị hệ thống",
+            StaffRole::Admin,
+        )
         .context("creating the admin account")?;
     Ok(node)
 }
@@ -131,9 +167,12 @@ pub fn init(opts: InitOptions) -> Result<Node> {
 pub fn import_records(node: &Node, records: Vec<SignedRecord>) -> Result<()> {
     let root = parse_public_key(&node.config.root_key)?;
     for r in &records {
-        r.verify(&root).context("a record is not signed by this province's root key")?;
+        r.verify(&root)
+            .context("a record is not signed by this province's root key")?;
     }
-    node.writer.submit_blocking(Command::AddRecords(records), None).context("storing registry records")?;
+    node.writer
+        .submit_blocking(Command::AddRecords(records), None)
+        .context("storing registry records")?;
     Ok(())
 }
 
@@ -143,13 +182,29 @@ pub fn publish_sample_reference(node: &Node) -> Result<()> {
     let calendar = sample::sample_calendar();
     node.writer
         .submit_blocking(
-            Command::PutReference { kind: "catalog", version: catalog.version, json: serde_json::to_string(&catalog)? },
+            Command::PutReference {
+                kind: "catalog",
+                version: catalog.version,
+                json: serde_json::to_string(&catalog)?,
+            },
             None,
         )
         .context("publishing the sample catalog")?;
-    let version = calendar.versions.iter().map(|v| v.version).max().unwrap_or(1);
+    let version = calendar
+        .versions
+        .iter()
+        .map(|v| v.version)
+        .max()
+        .unwrap_or(1);
     node.writer
-        .submit_blocking(Command::PutReference { kind: "calendar", version, json: serde_json::to_string(&calendar)? }, None)
+        .submit_blocking(
+            Command::PutReference {
+                kind: "calendar",
+                version,
+                json: serde_json::to_string(&calendar)?,
+            },
+            None,
+        )
         .context("publishing the sample calendar")?;
     Ok(())
 }

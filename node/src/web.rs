@@ -14,7 +14,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn index(State(state): State<AppState>) -> Html<String> {
@@ -24,7 +27,12 @@ async fn index(State(state): State<AppState>) -> Html<String> {
         motcua_schema::trust::Role::Commune => "Bộ phận một cửa cấp xã",
         motcua_schema::trust::Role::Auditor => "Nút kiểm tra, thanh tra",
     };
-    let (catalog, calendar) = state.shared.reference.read().expect("reference lock").info();
+    let (catalog, calendar) = state
+        .shared
+        .reference
+        .read()
+        .expect("reference lock")
+        .info();
     let sample = if catalog.sample || calendar.sample {
         "<p class=warn>Đang dùng danh mục thủ tục và lịch làm việc <b>mẫu</b>, cần được tỉnh xác nhận.</p>"
     } else {

@@ -102,7 +102,11 @@ pub struct ImportReport {
 }
 
 /// A command, the clock reading to run it at (the batch's when `None`), and where to answer.
-type Job = (Command, Option<Timestamp>, oneshot::Sender<Result<Reply, CommandError>>);
+type Job = (
+    Command,
+    Option<Timestamp>,
+    oneshot::Sender<Result<Reply, CommandError>>,
+);
 
 /// The handle through which the rest of the node writes.
 #[derive(Clone)]
@@ -127,7 +131,9 @@ pub struct Shared {
 /// recorded as is and compared with peers elsewhere, never corrected silently.
 #[allow(clippy::disallowed_methods)]
 pub fn clock_now() -> Timestamp {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     Timestamp(ms)
 }
 
@@ -145,17 +151,28 @@ impl Writer {
     /// Submits a command and waits until it is durable (or refused).
     pub async fn submit(&self, command: Command) -> Result<Reply, CommandError> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send((command, None, tx)).await.map_err(|_| CommandError::Internal("writer stopped".into()))?;
-        rx.await.map_err(|_| CommandError::Internal("writer stopped".into()))?
+        self.queue
+            .send((command, None, tx))
+            .await
+            .map_err(|_| CommandError::Internal("writer stopped".into()))?;
+        rx.await
+            .map_err(|_| CommandError::Internal("writer stopped".into()))?
     }
 
     /// Submits from a thread outside the async runtime, as if the clock read `at` (`None`: the
     /// clock). Only the node's own tools use `at` (the demo's sample history, tests); the HTTP
     /// API never lets a client choose the time.
-    pub fn submit_blocking(&self, command: Command, at: Option<Timestamp>) -> Result<Reply, CommandError> {
+    pub fn submit_blocking(
+        &self,
+        command: Command,
+        at: Option<Timestamp>,
+    ) -> Result<Reply, CommandError> {
         let (tx, rx) = oneshot::channel();
-        self.queue.blocking_send((command, at, tx)).map_err(|_| CommandError::Internal("writer stopped".into()))?;
-        rx.blocking_recv().map_err(|_| CommandError::Internal("writer stopped".into()))?
+        self.queue
+            .blocking_send((command, at, tx))
+            .map_err(|_| CommandError::Internal("writer stopped".into()))?;
+        rx.blocking_recv()
+            .map_err(|_| CommandError::Internal("writer stopped".into()))?
     }
 }
 
@@ -191,7 +208,11 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
     let mut storage_failed = None;
     let mut replies = Vec::with_capacity(jobs.len());
     for (command, at, reply) in jobs {
-        let ctx = Ctx { identity: &shared.identity, reference: &reference, now: at.unwrap_or(now) };
+        let ctx = Ctx {
+            identity: &shared.identity,
+            reference: &reference,
+            now: at.unwrap_or(now),
+        };
         let result = if storage_failed.is_some() {
             Err(CommandError::Internal("batch rolled back".into()))
         } else {
@@ -230,7 +251,9 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
     for (result, reply) in results.into_iter().zip(replies) {
         let answer = match &committed {
             Ok(()) => result,
-            Err(message) => Err(CommandError::Internal(format!("write failed, nothing saved: {message}"))),
+            Err(message) => Err(CommandError::Internal(format!(
+                "write failed, nothing saved: {message}"
+            ))),
         };
         let _ = reply.send(answer);
     }
@@ -238,12 +261,18 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
 
 fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Reply, CommandError> {
     match command {
-        Command::CreateDossier { req, by } => ctx.create_dossier(apply, req, &by).map(|s| Reply::Dossier(Box::new(s))),
-        Command::AddEvent { code, req, by } => ctx.add_event(apply, &code, req, &by).map(|s| Reply::Dossier(Box::new(s))),
+        Command::CreateDossier { req, by } => ctx
+            .create_dossier(apply, req, &by)
+            .map(|s| Reply::Dossier(Box::new(s))),
+        Command::AddEvent { code, req, by } => ctx
+            .add_event(apply, &code, req, &by)
+            .map(|s| Reply::Dossier(Box::new(s))),
         Command::Rate(req) => ctx.rate(apply, req).map(Reply::Rating),
         Command::Import { envelopes, origin } => {
             if envelopes.len() > IMPORT_CHANGES_COUNT_MAX {
-                return Err(CommandError::Invalid(format!("at most {IMPORT_CHANGES_COUNT_MAX} changes per import")));
+                return Err(CommandError::Invalid(format!(
+                    "at most {IMPORT_CHANGES_COUNT_MAX} changes per import"
+                )));
             }
             let mut report = ImportReport::default();
             for bytes in envelopes {
@@ -264,7 +293,13 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             }
             Ok(Reply::Imported(report))
         }
-        Command::PutReference { kind, version, json } => ctx.put_reference(apply, kind, version, &json).map(|()| Reply::Done),
+        Command::PutReference {
+            kind,
+            version,
+            json,
+        } => ctx
+            .put_reference(apply, kind, version, &json)
+            .map(|()| Reply::Done),
         Command::AddRecords(records) => {
             for r in &records {
                 apply.add_trust_record(r.clone())?;

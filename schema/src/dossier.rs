@@ -259,7 +259,9 @@ impl EventBody {
             }
         };
         match self {
-            EventBody::Transferred { to_agency, note, .. } => {
+            EventBody::Transferred {
+                to_agency, note, ..
+            } => {
                 text("to_agency", to_agency.as_deref().unwrap_or(""))?;
                 text("note", note)
             }
@@ -267,7 +269,9 @@ impl EventBody {
             | EventBody::Refused { reason }
             | EventBody::Withdrawn { reason }
             | EventBody::Stopped { reason } => text("reason", reason),
-            EventBody::PaymentRequested { note, .. } | EventBody::Resolved { note } => text("note", note),
+            EventBody::PaymentRequested { note, .. } | EventBody::Resolved { note } => {
+                text("note", note)
+            }
             EventBody::Apologized { reason, .. } => text("reason", reason),
             EventBody::ConflictResolved { event_id, note } => {
                 if event_id.chars().count() > SHORT_ID_SIZE_CHARS_MAX * 2 {
@@ -377,7 +381,10 @@ impl Status {
 
     /// The national number of the status (1-10).
     pub fn number(self) -> u8 {
-        Status::ALL.iter().position(|s| *s == self).map_or(0, |i| i as u8 + 1)
+        Status::ALL
+            .iter()
+            .position(|s| *s == self)
+            .map_or(0, |i| i as u8 + 1)
     }
 
     /// The status with national number `n`.
@@ -425,7 +432,10 @@ impl Status {
     /// No work remains on the dossier: refused, withdrawn, stopped or returned. A resolved
     /// dossier still waits for its result to be handed back, but its processing is finished.
     pub fn is_closed(self) -> bool {
-        matches!(self, Status::Refused | Status::Withdrawn | Status::Stopped | Status::Returned)
+        matches!(
+            self,
+            Status::Refused | Status::Withdrawn | Status::Stopped | Status::Returned
+        )
     }
 
     /// Processing is over (resolved or closed); the due date no longer matters.
@@ -442,7 +452,9 @@ pub fn transition(from: Option<Status>, body: &EventBody) -> Option<Status> {
         (None, EventBody::Registered) => Some(S::Registered),
         (None | Some(S::Registered), EventBody::Received { .. }) => Some(S::Received),
         (Some(S::Registered | S::Received), EventBody::Refused { .. }) => Some(S::Refused),
-        (Some(S::Received | S::InProcessing), EventBody::Transferred { .. }) => Some(S::InProcessing),
+        (Some(S::Received | S::InProcessing), EventBody::Transferred { .. }) => {
+            Some(S::InProcessing)
+        }
         (Some(S::Received | S::InProcessing), EventBody::SupplementRequested { .. }) => {
             Some(S::SupplementRequested)
         }
@@ -563,9 +575,11 @@ impl DossierState {
         });
         if conflict.is_none() {
             if let EventBody::ConflictResolved { event_id, .. } = &recorded.event.body {
-                match self.events.iter_mut().find(|e| {
-                    &e.id == event_id && e.conflict.is_some() && e.resolved_by.is_none()
-                }) {
+                match self
+                    .events
+                    .iter_mut()
+                    .find(|e| &e.id == event_id && e.conflict.is_some() && e.resolved_by.is_none())
+                {
                     Some(target) => {
                         target.resolved_by = Some(recorded.id.clone());
                         self.open_conflicts -= 1;
@@ -608,7 +622,9 @@ impl DossierState {
                 self.holder = to_unit.clone();
                 self.transfers.push(to_unit.clone());
             }
-            EventBody::Apologized { new_appointment_at, .. } => {
+            EventBody::Apologized {
+                new_appointment_at, ..
+            } => {
                 self.apologized = true;
                 self.appointment_at = Some(*new_appointment_at);
             }
@@ -646,7 +662,11 @@ impl DossierState {
                 .events
                 .iter()
                 .any(|e| &e.id == event_id && e.conflict.is_some() && e.resolved_by.is_none());
-            return if found { Ok(()) } else { Err(DossierError::NoSuchConflict(event_id.clone())) };
+            return if found {
+                Ok(())
+            } else {
+                Err(DossierError::NoSuchConflict(event_id.clone()))
+            };
         }
         match transition(self.status, body) {
             Some(_) => Ok(()),
@@ -686,7 +706,12 @@ mod tests {
         RecordedEvent {
             id: format!("{i}@aa"),
             actor: "aa".into(),
-            event: Event { at: Timestamp(at), by: "cb1".into(), unit: UnitCode::new("X1").unwrap(), body },
+            event: Event {
+                at: Timestamp(at),
+                by: "cb1".into(),
+                unit: UnitCode::new("X1").unwrap(),
+                body,
+            },
         }
     }
 
@@ -696,10 +721,36 @@ mod tests {
         let state = DossierState::fold(
             header(),
             vec![
-                ev(1, 0, EventBody::Received { due_at: Timestamp(1_000) }),
-                ev(2, 10, EventBody::Transferred { to_unit: UnitCode::new("P").unwrap(), to_agency: None, note: String::new() }),
-                ev(3, 1_000, EventBody::Resolved { note: String::new() }),
-                ev(4, 2_000, EventBody::Returned { method: ReturnMethod::Postal }),
+                ev(
+                    1,
+                    0,
+                    EventBody::Received {
+                        due_at: Timestamp(1_000),
+                    },
+                ),
+                ev(
+                    2,
+                    10,
+                    EventBody::Transferred {
+                        to_unit: UnitCode::new("P").unwrap(),
+                        to_agency: None,
+                        note: String::new(),
+                    },
+                ),
+                ev(
+                    3,
+                    1_000,
+                    EventBody::Resolved {
+                        note: String::new(),
+                    },
+                ),
+                ev(
+                    4,
+                    2_000,
+                    EventBody::Returned {
+                        method: ReturnMethod::Postal,
+                    },
+                ),
             ],
         );
         assert_eq!(state.status, Some(Status::Returned));
@@ -716,22 +767,54 @@ mod tests {
         let state = DossierState::fold(
             header(),
             vec![
-                ev(1, 0, EventBody::Received { due_at: Timestamp(1_000) }),
-                ev(2, 5, EventBody::Withdrawn { reason: "đổi ý".into() }),
-                ev(3, 6, EventBody::Resolved { note: String::new() }),
+                ev(
+                    1,
+                    0,
+                    EventBody::Received {
+                        due_at: Timestamp(1_000),
+                    },
+                ),
+                ev(
+                    2,
+                    5,
+                    EventBody::Withdrawn {
+                        reason: "đổi ý".into(),
+                    },
+                ),
+                ev(
+                    3,
+                    6,
+                    EventBody::Resolved {
+                        note: String::new(),
+                    },
+                ),
             ],
         );
         assert_eq!(state.status, Some(Status::Withdrawn));
         assert_eq!(state.open_conflicts, 1);
         assert_eq!(state.events.len(), 3);
         assert!(state.events[2].conflict.is_some());
-        assert!(state.check_next(&EventBody::ConflictResolved { event_id: "9@aa".into(), note: String::new() }).is_err());
-        let body = EventBody::ConflictResolved { event_id: "3@aa".into(), note: "giữ rút hồ sơ".into() };
+        assert!(
+            state
+                .check_next(&EventBody::ConflictResolved {
+                    event_id: "9@aa".into(),
+                    note: String::new()
+                })
+                .is_err()
+        );
+        let body = EventBody::ConflictResolved {
+            event_id: "3@aa".into(),
+            note: "giữ rút hồ sơ".into(),
+        };
         state.check_next(&body).unwrap();
         let mut events: Vec<RecordedEvent> = state
             .events
             .iter()
-            .map(|e| RecordedEvent { id: e.id.clone(), actor: e.actor.clone(), event: e.event.clone() })
+            .map(|e| RecordedEvent {
+                id: e.id.clone(),
+                actor: e.actor.clone(),
+                event: e.event.clone(),
+            })
             .collect();
         events.push(ev(4, 7, body));
         let settled = DossierState::fold(header(), events);
@@ -742,10 +825,32 @@ mod tests {
     #[test]
     fn local_checks_refuse_invalid_steps() {
         // Why: the counter must get a clear 4xx, not a conflict, for a step that cannot happen now.
-        let state = DossierState::fold(header(), vec![ev(1, 0, EventBody::Received { due_at: Timestamp(9) })]);
-        let err = state.check_next(&EventBody::Returned { method: ReturnMethod::Counter }).unwrap_err();
-        assert_eq!(err.to_string(), "cannot record returned while the dossier is received");
-        assert!(state.check_next(&EventBody::Resolved { note: String::new() }).is_ok());
+        let state = DossierState::fold(
+            header(),
+            vec![ev(
+                1,
+                0,
+                EventBody::Received {
+                    due_at: Timestamp(9),
+                },
+            )],
+        );
+        let err = state
+            .check_next(&EventBody::Returned {
+                method: ReturnMethod::Counter,
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot record returned while the dossier is received"
+        );
+        assert!(
+            state
+                .check_next(&EventBody::Resolved {
+                    note: String::new()
+                })
+                .is_ok()
+        );
     }
 
     #[test]
@@ -754,9 +859,27 @@ mod tests {
         let state = DossierState::fold(
             header(),
             vec![
-                ev(1, 0, EventBody::Received { due_at: Timestamp(100) }),
-                ev(2, 10, EventBody::SupplementRequested { reason: "thiếu giấy".into() }),
-                ev(3, 50, EventBody::Supplemented { due_at: Timestamp(140) }),
+                ev(
+                    1,
+                    0,
+                    EventBody::Received {
+                        due_at: Timestamp(100),
+                    },
+                ),
+                ev(
+                    2,
+                    10,
+                    EventBody::SupplementRequested {
+                        reason: "thiếu giấy".into(),
+                    },
+                ),
+                ev(
+                    3,
+                    50,
+                    EventBody::Supplemented {
+                        due_at: Timestamp(140),
+                    },
+                ),
             ],
         );
         assert_eq!(state.status, Some(Status::InProcessing));

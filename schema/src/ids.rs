@@ -9,7 +9,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::limits::{DOC_ID_SIZE_BYTES_MAX, DOSSIERS_PER_UNIT_DAY_COUNT_MAX, UNIT_CODE_SIZE_BYTES_MAX};
+use crate::limits::{
+    DOC_ID_SIZE_BYTES_MAX, DOSSIERS_PER_UNIT_DAY_COUNT_MAX, UNIT_CODE_SIZE_BYTES_MAX,
+};
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +38,11 @@ impl UnitCode {
         let ok = !code.is_empty()
             && code.len() <= UNIT_CODE_SIZE_BYTES_MAX
             && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
-        if ok { Ok(UnitCode(code.to_owned())) } else { Err(IdError::UnitCode(code.to_owned())) }
+        if ok {
+            Ok(UnitCode(code.to_owned()))
+        } else {
+            Err(IdError::UnitCode(code.to_owned()))
+        }
     }
 
     /// The code as text.
@@ -75,7 +81,10 @@ pub struct DossierCode {
 impl DossierCode {
     /// Builds the code for the `number`-th dossier received by `unit` on `date`.
     pub fn new(unit: &UnitCode, date: Date, number: u32) -> Result<DossierCode, IdError> {
-        if number == 0 || number > DOSSIERS_PER_UNIT_DAY_COUNT_MAX || !(2000..2100).contains(&date.year()) {
+        if number == 0
+            || number > DOSSIERS_PER_UNIT_DAY_COUNT_MAX
+            || !(2000..2100).contains(&date.year())
+        {
             return Err(IdError::DossierCode(format!("{unit}-?-{number}")));
         }
         let text = format!(
@@ -86,7 +95,10 @@ impl DossierCode {
             date.day(),
             number
         );
-        Ok(DossierCode { unit_len: unit.as_str().len(), text })
+        Ok(DossierCode {
+            unit_len: unit.as_str().len(),
+            text,
+        })
     }
 
     /// Parses and validates a code.
@@ -98,10 +110,18 @@ impl DossierCode {
         let unit = parts.next().ok_or_else(err)?;
         UnitCode::new(unit).map_err(|_| err())?;
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if date.len() != 6 || !digits(date) || number.len() < 4 || number.len() > 5 || !digits(number) {
+        if date.len() != 6
+            || !digits(date)
+            || number.len() < 4
+            || number.len() > 5
+            || !digits(number)
+        {
             return Err(err());
         }
-        let code = DossierCode { text: text.to_owned(), unit_len: unit.len() };
+        let code = DossierCode {
+            text: text.to_owned(),
+            unit_len: unit.len(),
+        };
         code.date().ok_or_else(err)?;
         Ok(code)
     }
@@ -187,7 +207,9 @@ impl DocId {
             _ => {}
         }
         if let Some(code) = text.strip_prefix("dossier/") {
-            return DossierCode::parse(code).map(DocId::Dossier).map_err(|_| err());
+            return DossierCode::parse(code)
+                .map(DocId::Dossier)
+                .map_err(|_| err());
         }
         if let Some(rest) = text.strip_prefix("ratings/") {
             let (unit, day) = rest.split_once('/').ok_or_else(err)?;
@@ -236,7 +258,15 @@ mod tests {
     #[test]
     fn malformed_codes_are_refused() {
         // Why: a code typed at the counter or scanned from a bad QR must fail clearly.
-        for bad in ["", "abc", "X-231116-01", "X-231332-0001", "X-2311-0001", "a b-231116-0001", "X-231116-00a1"] {
+        for bad in [
+            "",
+            "abc",
+            "X-231116-01",
+            "X-231332-0001",
+            "X-2311-0001",
+            "a b-231116-0001",
+            "X-231116-00a1",
+        ] {
             assert!(DossierCode::parse(bad).is_err(), "{bad}");
         }
     }
@@ -244,7 +274,13 @@ mod tests {
     #[test]
     fn doc_ids_round_trip() {
         // Why: the text form of a document id is covered by every signature.
-        for text in ["catalog", "calendar", "registry", "dossier/X1-250101-0002", "ratings/X1/20250101"] {
+        for text in [
+            "catalog",
+            "calendar",
+            "registry",
+            "dossier/X1-250101-0002",
+            "ratings/X1/20250101",
+        ] {
             assert_eq!(DocId::parse(text).unwrap().to_string(), text);
         }
         assert!(DocId::parse("ratings/X1/20251301").is_err());

@@ -23,5 +23,5 @@ pub mod summary;
 pub mod timestamp;
 pub mod trust;
 
-pub use ed25519_dalek;
 pub use automerge;
+pub use ed25519_dalek;

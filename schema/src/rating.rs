@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DossierCode, UnitCode};
-use crate::limits::{RATING_CRITERIA_COUNT_MAX, SHORT_ID_SIZE_CHARS_MAX, TEXT_FIELD_SIZE_CHARS_MAX};
+use crate::limits::{
+    RATING_CRITERIA_COUNT_MAX, SHORT_ID_SIZE_CHARS_MAX, TEXT_FIELD_SIZE_CHARS_MAX,
+};
 use crate::timestamp::Timestamp;
 
 /// The three levels of satisfaction.

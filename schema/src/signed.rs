@@ -40,8 +40,11 @@ pub const ENVELOPE_FORMAT_VERSION: u8 = 1;
 pub const ACTOR_EPOCH_SIZE_BYTES: usize = 8;
 /// Length of a whole actor id, in bytes.
 pub const ACTOR_SIZE_BYTES: usize = 32 + ACTOR_EPOCH_SIZE_BYTES;
+/// Where an Automerge chunk keeps its checksum: after the 4-byte magic number.
+const CHUNK_CHECKSUM_RANGE: std::ops::Range<usize> = 4..8;
 /// Largest encoded envelope, in bytes.
-pub const ENVELOPE_SIZE_BYTES_MAX: usize = 1 + 1 + DOC_ID_SIZE_BYTES_MAX + 32 + 64 + 4 + CHANGE_SIZE_BYTES_MAX;
+pub const ENVELOPE_SIZE_BYTES_MAX: usize =
+    1 + 1 + DOC_ID_SIZE_BYTES_MAX + 32 + 64 + 4 + CHANGE_SIZE_BYTES_MAX;
 
 /// Why a signed change was refused. Each variant is a reason that is logged and counted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +73,9 @@ pub enum VerifyError {
     /// The change bytes parse but are not in canonical form (they would re-encode differently).
     #[error("change bytes are not canonical")]
     NotCanonical,
+    /// The chunk checksum is not the first four bytes of the change hash.
+    #[error("change checksum does not match its hash")]
+    Checksum,
     /// The actor is not `signer ‖ epoch`.
     #[error("actor {actor} is not bound to signer {signer}")]
     ActorBinding {
@@ -95,6 +101,7 @@ impl VerifyError {
             VerifyError::Key => "key",
             VerifyError::Parse(_) => "parse",
             VerifyError::NotCanonical => "not_canonical",
+            VerifyError::Checksum => "checksum",
             VerifyError::ActorBinding { .. } => "actor_binding",
             VerifyError::Signature => "signature",
         }
@@ -150,12 +157,22 @@ impl Eq for SignedChange {}
 
 impl SignedChange {
     /// Signs a change this node just made in `doc_id`. The change's actor must be bound to `key`.
-    pub fn sign(doc_id: &DocId, change: Change, key: &SigningKey) -> Result<SignedChange, VerifyError> {
+    pub fn sign(
+        doc_id: &DocId,
+        change: Change,
+        key: &SigningKey,
+    ) -> Result<SignedChange, VerifyError> {
         let signer = key.verifying_key();
         check_binding(&change, &signer)?;
         let doc_id_text = doc_id.to_string();
         let signature = key.sign(&signing_message(&doc_id_text, &change.hash().0));
-        Ok(SignedChange { doc_id: doc_id.clone(), doc_id_text, signer, signature, change })
+        Ok(SignedChange {
+            doc_id: doc_id.clone(),
+            doc_id_text,
+            signer,
+            signature,
+            change,
+        })
     }
 
     /// Parses and verifies an encoded envelope (strict Ed25519 verification).
@@ -169,7 +186,8 @@ impl SignedChange {
         if doc_id_len > DOC_ID_SIZE_BYTES_MAX {
             return Err(VerifyError::DocId);
         }
-        let doc_id_text = std::str::from_utf8(r.take(doc_id_len)?).map_err(|_| VerifyError::DocId)?;
+        let doc_id_text =
+            std::str::from_utf8(r.take(doc_id_len)?).map_err(|_| VerifyError::DocId)?;
         let doc_id = DocId::parse(doc_id_text).map_err(|_| VerifyError::DocId)?;
         let key: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
         let signer = VerifyingKey::from_bytes(&key).map_err(|_| VerifyError::Key)?;
@@ -183,17 +201,30 @@ impl SignedChange {
         if r.at != bytes.len() {
             return Err(VerifyError::Trailing);
         }
-        let change = Change::from_bytes(raw.to_vec()).map_err(|e| VerifyError::Parse(e.to_string()))?;
+        let change =
+            Change::from_bytes(raw.to_vec()).map_err(|e| VerifyError::Parse(e.to_string()))?;
         // The hash that is signed must be the hash of exactly these bytes; a parser that accepts
         // a non-canonical form would let two byte strings share one signature.
         if change.raw_bytes() != raw {
             return Err(VerifyError::NotCanonical);
         }
+        // Automerge's chunk checksum (bytes 4..8, the first four bytes of the change hash) is
+        // not covered by the hash and automerge 0.12 does not check it when parsing a lone
+        // change, so without this check four bytes could be altered under a valid signature.
+        if raw.get(CHUNK_CHECKSUM_RANGE) != Some(&change.hash().0[..4]) {
+            return Err(VerifyError::Checksum);
+        }
         check_binding(&change, &signer)?;
         signer
             .verify_strict(&signing_message(doc_id_text, &change.hash().0), &signature)
             .map_err(|_| VerifyError::Signature)?;
-        Ok(SignedChange { doc_id, doc_id_text: doc_id_text.to_owned(), signer, signature, change })
+        Ok(SignedChange {
+            doc_id,
+            doc_id_text: doc_id_text.to_owned(),
+            signer,
+            signature,
+            change,
+        })
     }
 
     /// Encodes the envelope (version 1).
@@ -252,7 +283,11 @@ impl SignedChange {
 
     /// The hashes this change depends on.
     pub fn deps(&self) -> Vec<[u8; 32]> {
-        self.change.deps().iter().map(|h: &ChangeHash| h.0).collect()
+        self.change
+            .deps()
+            .iter()
+            .map(|h: &ChangeHash| h.0)
+            .collect()
     }
 
     /// The raw change bytes, exactly as signed.
@@ -290,7 +325,9 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&mut self) -> Result<u32, VerifyError> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 }
 
@@ -343,7 +380,7 @@ mod tests {
         let k = key(1);
         let signed = SignedChange::sign(&doc_id(), make_change(&k, 0), &k).unwrap();
         let mut bytes = signed.encode();
-        let pos = bytes.iter().position(|b| *b == b'0' ).unwrap();
+        let pos = bytes.iter().position(|b| *b == b'0').unwrap();
         bytes[pos] = b'1';
         assert!(SignedChange::decode(&bytes).is_err());
     }
@@ -352,13 +389,18 @@ mod tests {
     fn truncation_and_trailing_bytes_fail() {
         // Why: a cut-off transfer must be refused with a reason, never half-applied.
         let k = key(3);
-        let bytes = SignedChange::sign(&doc_id(), make_change(&k, 0), &k).unwrap().encode();
+        let bytes = SignedChange::sign(&doc_id(), make_change(&k, 0), &k)
+            .unwrap()
+            .encode();
         for cut in 0..bytes.len() {
             assert!(SignedChange::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(SignedChange::decode(&longer).unwrap_err(), VerifyError::Trailing);
+        assert_eq!(
+            SignedChange::decode(&longer).unwrap_err(),
+            VerifyError::Trailing
+        );
     }
 
     proptest! {
@@ -371,6 +413,41 @@ mod tests {
             let mut flipped = bytes.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(SignedChange::decode(&flipped).is_err());
+        }
+    }
+}
+
+#[cfg(test)]
+mod regressions {
+    use super::*;
+    use automerge::transaction::{CommitOptions, Transactable};
+    use automerge::{Automerge, ROOT};
+
+    #[test]
+    fn flipped_checksum_bits_are_refused() {
+        // Why: automerge does not check a lone change's checksum and the hash does not cover it;
+        // found by the bit-flip property test (bit 2696).
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let mut doc = Automerge::new().with_actor(actor_for(&k.verifying_key(), [0; 8]));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "x", 1_i64).unwrap();
+        tx.commit_with(CommitOptions::default().with_time(1_700_000_000));
+        let signed = SignedChange::sign(
+            &DocId::parse("dossier/X1-250101-0001").unwrap(),
+            doc.get_last_local_change().unwrap(),
+            &k,
+        )
+        .unwrap();
+        let bytes = signed.encode();
+        let change_at = bytes.len() - signed.raw_change().len();
+        for bit in 0..bytes.len() * 8 {
+            let mut f = bytes.clone();
+            f[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                SignedChange::decode(&f).is_err(),
+                "bit {bit} (change byte {})",
+                (bit / 8).wrapping_sub(change_at)
+            );
         }
     }
 }

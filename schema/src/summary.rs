@@ -91,7 +91,9 @@ impl DossierSummary {
     /// Whether processing was still open at instant `t`: received by then and neither resolved
     /// nor closed by then.
     pub fn open_at(&self, t: Timestamp) -> bool {
-        let Some(received) = self.received_at else { return false };
+        let Some(received) = self.received_at else {
+            return false;
+        };
         let finished = match (self.resolved_at, self.closed_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

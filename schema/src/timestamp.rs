@@ -85,7 +85,11 @@ pub fn date_from_key(key: u32) -> Option<Date> {
 
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Option<Date> {
-    Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()
+    Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
 }
 
 /// Formats `YYYY-MM-DD`.
@@ -110,7 +114,10 @@ mod tests {
         // Why: every due date and per-day key depends on reading instants in Vietnam's time.
         let t = Timestamp::from_local(date!(2025 - 11 - 16), time!(0:30));
         assert_eq!(t.local_date(), date!(2025 - 11 - 16));
-        assert_eq!(Timestamp(t.0 - 3_600_000).local_date(), date!(2025 - 11 - 15));
+        assert_eq!(
+            Timestamp(t.0 - 3_600_000).local_date(),
+            date!(2025 - 11 - 15)
+        );
         assert_eq!(t.to_rfc3339(), "2025-11-16T00:30:00+07:00");
         assert_eq!(Timestamp::parse_rfc3339("2025-11-15T17:30:00Z"), Some(t));
     }

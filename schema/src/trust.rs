@@ -88,7 +88,9 @@ impl RecordBody {
     /// The key the record is about.
     pub fn node_key(&self) -> &str {
         match self {
-            RecordBody::Enrolment { node_key, .. } | RecordBody::Revocation { node_key, .. } => node_key,
+            RecordBody::Enrolment { node_key, .. } | RecordBody::Revocation { node_key, .. } => {
+                node_key
+            }
         }
     }
 }
@@ -193,7 +195,8 @@ fn parse_key(hex_key: &str) -> Result<[u8; 32], TrustError> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| TrustError::Malformed("node key is not 32 hex bytes".into()))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| TrustError::Malformed("node key is not a valid point".into()))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| TrustError::Malformed("node key is not a valid point".into()))?;
     Ok(bytes)
 }
 
@@ -226,7 +229,11 @@ pub struct Registry {
 impl Registry {
     /// An empty registry under `root`.
     pub fn new(root: VerifyingKey) -> Registry {
-        Registry { root, records: BTreeMap::new(), keys: BTreeMap::new() }
+        Registry {
+            root,
+            records: BTreeMap::new(),
+            keys: BTreeMap::new(),
+        }
     }
 
     /// The root key.
@@ -256,12 +263,33 @@ impl Registry {
         let mut keys: BTreeMap<[u8; 32], Standing> = BTreeMap::new();
         let mut revocations: BTreeMap<[u8; 32], Timestamp> = BTreeMap::new();
         for record in self.records.values() {
-            let Ok(body) = serde_json::from_str::<RecordBody>(&record.body) else { continue };
-            let Ok(key) = parse_key(body.node_key()) else { continue };
+            let Ok(body) = serde_json::from_str::<RecordBody>(&record.body) else {
+                continue;
+            };
+            let Ok(key) = parse_key(body.node_key()) else {
+                continue;
+            };
             match body {
-                RecordBody::Enrolment { unit, unit_name, role, valid_from, valid_until, .. } => {
+                RecordBody::Enrolment {
+                    unit,
+                    unit_name,
+                    role,
+                    valid_from,
+                    valid_until,
+                    ..
+                } => {
                     if keys.get(&key).is_none_or(|s| valid_from > s.valid_from) {
-                        keys.insert(key, Standing { unit, unit_name, role, valid_from, valid_until, revoked_at: None });
+                        keys.insert(
+                            key,
+                            Standing {
+                                unit,
+                                unit_name,
+                                role,
+                                valid_from,
+                                valid_until,
+                                revoked_at: None,
+                            },
+                        );
                     }
                 }
                 RecordBody::Revocation { revoked_at, .. } => {
@@ -296,7 +324,10 @@ impl Registry {
     /// Whether `key` may act (connect, sign) at `at`: enrolled, valid then, not revoked by then.
     pub fn check_key(&self, key: &[u8; 32], at: Timestamp) -> Result<&Standing, TrustError> {
         let hex_key = || hex::encode(key);
-        let s = self.keys.get(key).ok_or_else(|| TrustError::NotEnrolled(hex_key()))?;
+        let s = self
+            .keys
+            .get(key)
+            .ok_or_else(|| TrustError::NotEnrolled(hex_key()))?;
         if s.revoked_at.is_some_and(|r| at >= r) {
             return Err(TrustError::Revoked(hex_key()));
         }
@@ -319,7 +350,9 @@ impl Registry {
         let s = self.check_key(key, at)?;
         let in_scope = match (s.role, doc) {
             (Role::Province, _) => true,
-            (Role::Commune, DocId::Dossier(code)) => code.unit() == s.unit || transferred_to.contains(&s.unit),
+            (Role::Commune, DocId::Dossier(code)) => {
+                code.unit() == s.unit || transferred_to.contains(&s.unit)
+            }
             (Role::Commune, DocId::Ratings(unit, _)) => *unit == s.unit,
             (Role::Commune, DocId::Catalog | DocId::Calendar | DocId::Registry) => false,
             (Role::Auditor, _) => false,
@@ -327,7 +360,11 @@ impl Registry {
         if in_scope {
             Ok(s)
         } else {
-            Err(TrustError::OutOfScope { doc: doc.to_string(), role: s.role.name(), unit: s.unit.to_string() })
+            Err(TrustError::OutOfScope {
+                doc: doc.to_string(),
+                role: s.role.name(),
+                unit: s.unit.to_string(),
+            })
         }
     }
 }
@@ -341,7 +378,9 @@ mod tests {
     }
 
     fn node(seed: u8) -> [u8; 32] {
-        *SigningKey::from_bytes(&[seed; 32]).verifying_key().as_bytes()
+        *SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .as_bytes()
     }
 
     fn enrol(seed: u8, unit: &str, role: Role) -> SignedRecord {
@@ -370,12 +409,23 @@ mod tests {
         let other = DocId::parse("dossier/X2-250101-0001").unwrap();
         let t = Timestamp(5);
         assert!(reg.authorize(&node(1), t, &own, &[]).is_ok());
-        assert_eq!(reg.authorize(&node(1), t, &other, &[]).unwrap_err().reason(), "out_of_scope");
-        assert!(reg.authorize(&node(1), t, &other, &[UnitCode::new("X1").unwrap()]).is_ok());
+        assert_eq!(
+            reg.authorize(&node(1), t, &other, &[])
+                .unwrap_err()
+                .reason(),
+            "out_of_scope"
+        );
+        assert!(
+            reg.authorize(&node(1), t, &other, &[UnitCode::new("X1").unwrap()])
+                .is_ok()
+        );
         assert!(reg.authorize(&node(1), t, &DocId::Catalog, &[]).is_err());
         assert!(reg.authorize(&node(2), t, &other, &[]).is_ok());
         assert!(reg.authorize(&node(3), t, &own, &[]).is_err());
-        assert_eq!(reg.authorize(&node(4), t, &own, &[]).unwrap_err().reason(), "not_enrolled");
+        assert_eq!(
+            reg.authorize(&node(4), t, &own, &[]).unwrap_err().reason(),
+            "not_enrolled"
+        );
     }
 
     #[test]
@@ -384,13 +434,23 @@ mod tests {
         let mut reg = Registry::new(root().verifying_key());
         reg.insert(enrol(1, "X1", Role::Commune)).unwrap();
         let rev = SignedRecord::sign(
-            &RecordBody::Revocation { node_key: hex::encode(node(1)), revoked_at: Timestamp(100), reason: "mất máy".into(), issued_at: Timestamp(100) },
+            &RecordBody::Revocation {
+                node_key: hex::encode(node(1)),
+                revoked_at: Timestamp(100),
+                reason: "mất máy".into(),
+                issued_at: Timestamp(100),
+            },
             &root(),
         );
         reg.insert(rev).unwrap();
         let doc = DocId::parse("dossier/X1-250101-0001").unwrap();
         assert!(reg.authorize(&node(1), Timestamp(99), &doc, &[]).is_ok());
-        assert_eq!(reg.authorize(&node(1), Timestamp(100), &doc, &[]).unwrap_err().reason(), "revoked");
+        assert_eq!(
+            reg.authorize(&node(1), Timestamp(100), &doc, &[])
+                .unwrap_err()
+                .reason(),
+            "revoked"
+        );
     }
 
     #[test]
@@ -399,9 +459,20 @@ mod tests {
         let mut reg = Registry::new(root().verifying_key());
         let mut forged = enrol(1, "X1", Role::Province);
         forged.body = forged.body.replace("province", "commune");
-        assert_eq!(reg.insert(forged).unwrap_err(), TrustError::BadRootSignature);
+        assert_eq!(
+            reg.insert(forged).unwrap_err(),
+            TrustError::BadRootSignature
+        );
         let other_root = SigningKey::from_bytes(&[8; 32]);
-        let rec = SignedRecord::sign(&RecordBody::Revocation { node_key: hex::encode(node(1)), revoked_at: Timestamp(0), reason: String::new(), issued_at: Timestamp(0) }, &other_root);
+        let rec = SignedRecord::sign(
+            &RecordBody::Revocation {
+                node_key: hex::encode(node(1)),
+                revoked_at: Timestamp(0),
+                reason: String::new(),
+                issued_at: Timestamp(0),
+            },
+            &other_root,
+        );
         assert!(reg.insert(rec).is_err());
     }
 
@@ -409,7 +480,12 @@ mod tests {
     fn insertion_order_does_not_matter() {
         // Why: nodes learn records in different orders and must agree on every key's standing.
         let rev = SignedRecord::sign(
-            &RecordBody::Revocation { node_key: hex::encode(node(1)), revoked_at: Timestamp(10), reason: String::new(), issued_at: Timestamp(10) },
+            &RecordBody::Revocation {
+                node_key: hex::encode(node(1)),
+                revoked_at: Timestamp(10),
+                reason: String::new(),
+                issued_at: Timestamp(10),
+            },
             &root(),
         );
         let mut a = Registry::new(root().verifying_key());
@@ -419,6 +495,9 @@ mod tests {
         b.insert(rev).unwrap();
         b.insert(enrol(1, "X1", Role::Commune)).unwrap();
         assert_eq!(a.standing(&node(1)), b.standing(&node(1)));
-        assert_eq!(a.standing(&node(1)).unwrap().revoked_at, Some(Timestamp(10)));
+        assert_eq!(
+            a.standing(&node(1)).unwrap().revoked_at,
+            Some(Timestamp(10))
+        );
     }
 }

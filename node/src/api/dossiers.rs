@@ -22,20 +22,43 @@ async fn view(state: &AppState, code: String) -> Result<Value, ApiError> {
     Ok(serde_json::to_value(view).expect("view serialises"))
 }
 
-pub(super) async fn create(State(state): State<AppState>, staff: Staff, body: Result<Json<NewDossier>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub(super) async fn create(
+    State(state): State<AppState>,
+    staff: Staff,
+    body: Result<Json<NewDossier>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     staff.require(StaffRole::Intake)?;
     let Json(req) = body?;
-    let reply = state.writer.submit(Command::CreateDossier { req, by: staff.0.username.clone() }).await?;
-    let Reply::Dossier(summary) = reply else { return Err(ApiError::internal("unexpected reply")) };
-    Ok((StatusCode::CREATED, Json(view(&state, summary.code.to_string()).await?)))
+    let reply = state
+        .writer
+        .submit(Command::CreateDossier {
+            req,
+            by: staff.0.username.clone(),
+        })
+        .await?;
+    let Reply::Dossier(summary) = reply else {
+        return Err(ApiError::internal("unexpected reply"));
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, summary.code.to_string()).await?),
+    ))
 }
 
 /// Steps an intake officer may record at the counter; the rest need a processor.
 fn intake_may(kind: &str) -> bool {
-    matches!(kind, "received" | "refused" | "returned" | "supplemented" | "withdrawn")
+    matches!(
+        kind,
+        "received" | "refused" | "returned" | "supplemented" | "withdrawn"
+    )
 }
 
-pub(super) async fn add_event(State(state): State<AppState>, staff: Staff, Path(code): Path<String>, body: Result<Json<EventRequest>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub(super) async fn add_event(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(code): Path<String>,
+    body: Result<Json<EventRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(req) = body?;
     if !intake_may(req.kind()) {
         staff.require(StaffRole::Processing)?;
@@ -43,11 +66,22 @@ pub(super) async fn add_event(State(state): State<AppState>, staff: Staff, Path(
     if req.kind() == "conflict_resolved" {
         staff.require(StaffRole::Leader)?;
     }
-    state.writer.submit(Command::AddEvent { code: code.clone(), req, by: staff.0.username.clone() }).await?;
+    state
+        .writer
+        .submit(Command::AddEvent {
+            code: code.clone(),
+            req,
+            by: staff.0.username.clone(),
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(view(&state, code).await?)))
 }
 
-pub(super) async fn get_one(State(state): State<AppState>, _staff: Staff, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn get_one(
+    State(state): State<AppState>,
+    _staff: Staff,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(view(&state, code).await?))
 }
 
@@ -64,10 +98,16 @@ pub(super) struct ListQuery {
     limit: Option<usize>,
 }
 
-pub(super) async fn list(State(state): State<AppState>, _staff: Staff, query: Result<Query<ListQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    _staff: Staff,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(q) = query?;
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?),
+        Some(s) => Some(
+            Status::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?,
+        ),
         None => None,
     };
     let due_before = match (q.overdue, q.due_before.as_deref().filter(|s| !s.is_empty())) {
@@ -91,7 +131,10 @@ pub(super) async fn list(State(state): State<AppState>, _staff: Staff, query: Re
 }
 
 /// The citizen's lookup: status and dates only, never personal data (Decree 13/2023).
-pub(super) async fn public_lookup(State(state): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn public_lookup(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let code = code.trim().to_owned();
     let summary = blocking(move || Ok(state.shared.store.summary(&code)?)).await?;
     let s = summary.ok_or_else(|| ApiError::not_found("không tìm thấy hồ sơ với mã này"))?;

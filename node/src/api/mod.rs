@@ -42,14 +42,23 @@ pub struct AppState {
 /// The API router.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/session", post(session::login).delete(session::logout))
+        .route(
+            "/api/v1/session",
+            post(session::login).delete(session::logout),
+        )
         .route("/api/v1/status", get(node::status))
         .route("/api/v1/procedures", get(node::procedures))
         .route("/api/v1/users", post(node::add_user).get(node::list_users))
-        .route("/api/v1/dossiers", post(dossiers::create).get(dossiers::list))
+        .route(
+            "/api/v1/dossiers",
+            post(dossiers::create).get(dossiers::list),
+        )
         .route("/api/v1/dossiers/{code}", get(dossiers::get_one))
         .route("/api/v1/dossiers/{code}/events", post(dossiers::add_event))
-        .route("/api/v1/public/dossiers/{code}", get(dossiers::public_lookup))
+        .route(
+            "/api/v1/public/dossiers/{code}",
+            get(dossiers::public_lookup),
+        )
         .route("/api/v1/ratings", post(ratings::create))
         .route("/api/v1/reports", get(reports::report))
         .route("/api/v1/counters", get(reports::counters))
@@ -66,28 +75,48 @@ pub struct ApiError {
 impl ApiError {
     /// A 400.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+        }
     }
 
     /// A 404.
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into() }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+        }
     }
 
     /// A 403.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: message.into() }
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.into(),
+        }
     }
 
     fn internal(message: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %message, "request failed");
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.to_string() }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: message.to_string(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "error": self.message, "code": self.code }))).into_response()
+        (
+            self.status,
+            axum::Json(json!({ "error": self.message, "code": self.code })),
+        )
+            .into_response()
     }
 }
 
@@ -100,7 +129,11 @@ impl From<CommandError> for ApiError {
             CommandError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             CommandError::Store(_) | CommandError::Internal(_) => return ApiError::internal(e),
         };
-        ApiError { status, code, message: e.to_string() }
+        ApiError {
+            status,
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -120,13 +153,21 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
             AuthError::Store(_) => return ApiError::internal(e),
         };
-        ApiError { status, code, message: e.to_string() }
+        ApiError {
+            status,
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        ApiError { status: e.status(), code: "bad_json", message: e.body_text() }
+        ApiError {
+            status: e.status(),
+            code: "bad_json",
+            message: e.body_text(),
+        }
     }
 }
 
@@ -137,6 +178,10 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// Runs blocking store work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
 }

@@ -10,7 +10,11 @@ use super::{ApiError, AppState, Staff};
 use crate::commands::NewRating;
 use crate::writer::{Command, Reply};
 
-pub(super) async fn create(State(state): State<AppState>, _staff: Staff, body: Result<Json<NewRating>, JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub(super) async fn create(
+    State(state): State<AppState>,
+    _staff: Staff,
+    body: Result<Json<NewRating>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(req) = body?;
     match state.writer.submit(Command::Rate(req)).await? {
         Reply::Rating(r) => Ok((StatusCode::CREATED, Json(json!({ "rating": r })))),

@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
-use axum::http::{HeaderMap, StatusCode};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,13 +21,19 @@ impl Staff {
         if self.0.role >= role {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("requires role {} or above", role.label_vi())))
+            Err(ApiError::forbidden(format!(
+                "requires role {} or above",
+                role.label_vi()
+            )))
         }
     }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
 }
 
@@ -35,9 +41,15 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Staff, ApiError> {
-        let token = bearer(&parts.headers).ok_or_else(|| ApiError::from(crate::auth::AuthError::NoSession))?;
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| ApiError::from(crate::auth::AuthError::NoSession))?;
         let state = state.clone();
-        let user = blocking(move || Ok(state.auth.session(state.shared.store.db(), &token, clock_now())?)).await?;
+        let user = blocking(move || {
+            Ok(state
+                .auth
+                .session(state.shared.store.db(), &token, clock_now())?)
+        })
+        .await?;
         Ok(Staff(user))
     }
 }
@@ -48,13 +60,27 @@ pub(super) struct Login {
     password: String,
 }
 
-pub(super) async fn login(State(state): State<AppState>, body: Result<Json<Login>, axum::extract::rejection::JsonRejection>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn login(
+    State(state): State<AppState>,
+    body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Json(login) = body?;
-    let (token, user) = blocking(move || Ok(state.auth.login(state.shared.store.db(), &login.username, &login.password, clock_now())?)).await?;
+    let (token, user) = blocking(move || {
+        Ok(state.auth.login(
+            state.shared.store.db(),
+            &login.username,
+            &login.password,
+            clock_now(),
+        )?)
+    })
+    .await?;
     Ok(Json(json!({ "token": token, "user": user })))
 }
 
-pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
     if let Some(token) = bearer(&headers) {
         blocking(move || Ok(state.auth.logout(state.shared.store.db(), &token)?)).await?;
     }

@@ -16,7 +16,7 @@
 //! Every check happens before any write for that change, so a refused change leaves nothing
 //! behind but its line in the reject log.
 
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, ChangeHash, ReadDoc};
 use motcua_schema::ids::{DocId, UnitCode};
 use motcua_schema::layout;
 use motcua_schema::rating::Rating;
@@ -24,7 +24,7 @@ use motcua_schema::signed::SignedChange;
 use motcua_schema::summary::DossierSummary;
 use motcua_schema::timestamp::Timestamp;
 use motcua_schema::trust::{Registry, SignedRecord};
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 use serde::Serialize;
 
 use super::counters::{Cell, dossier_cells, rating_cells};
@@ -84,7 +84,11 @@ struct RejectRecord<'a> {
 impl<'t> Apply<'t> {
     /// Binds the pipeline to a write transaction and the node's registry.
     pub fn new(tx: &'t WriteTransaction, registry: &'t mut Registry) -> Apply<'t> {
-        Apply { tx, registry, effects: Effects::default() }
+        Apply {
+            tx,
+            registry,
+            effects: Effects::default(),
+        }
     }
 
     /// The write transaction.
@@ -120,11 +124,17 @@ impl<'t> Apply<'t> {
         let actor = signed.actor().to_bytes().to_vec();
         {
             let seqs = self.tx.open_table(ACTOR_SEQ)?;
-            let existing = seqs.get((actor.as_slice(), doc_text.as_str(), signed.seq()))?.map(|v| v.value());
+            let existing: Option<[u8; 32]> = seqs
+                .get((actor.as_slice(), doc_text.as_str(), signed.seq()))?
+                .map(|v| *v.value());
             if let Some(first) = existing {
                 drop(seqs);
                 self.record_fork(signed, first)?;
-                let message = format!("signer {} made two changes with seq {}", hex::encode(signer), signed.seq());
+                let message = format!(
+                    "signer {} made two changes with seq {}",
+                    hex::encode(signer),
+                    signed.seq()
+                );
                 return self.reject(signed, origin, now, "equivocation", message);
             }
         }
@@ -133,12 +143,17 @@ impl<'t> Apply<'t> {
             Some(doc) => doc,
             None => {
                 let doc = self.load_doc(&doc_text)?.unwrap_or_default();
-                let missing = signed.deps().iter().any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none());
+                let missing = signed
+                    .deps()
+                    .iter()
+                    .any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none());
                 if missing {
                     // Scope depends on the document's state, which is incomplete: judge it when
                     // the dependencies arrive (see `drain_pending`).
                     let pos = self.store_envelope(signed)?;
-                    self.tx.open_multimap_table(PENDING)?.insert(doc_text.as_str(), &hash)?;
+                    self.tx
+                        .open_multimap_table(PENDING)?
+                        .insert(doc_text.as_str(), &hash)?;
                     return Ok(Applied::Pending(pos));
                 }
                 doc
@@ -148,7 +163,8 @@ impl<'t> Apply<'t> {
             return self.reject(signed, origin, now, reject.reason, reject.message);
         }
         if !is_local {
-            doc.apply_changes([signed.change().clone()]).map_err(|e| corrupt("change application", e))?;
+            doc.apply_changes([signed.change().clone()])
+                .map_err(|e| corrupt("change application", e))?;
         }
         let pos = self.store_envelope(signed)?;
         self.drain_pending(&doc_text, &mut doc, now)?;
@@ -159,28 +175,45 @@ impl<'t> Apply<'t> {
     /// Scope check against the document's current state.
     fn authorize(&self, signed: &SignedChange, at: Timestamp) -> Result<(), Reject> {
         let transfers: Vec<UnitCode> = match signed.doc_id() {
-            DocId::Dossier(code) => self.summary(code.as_str()).ok().flatten().map(|s| s.transfers).unwrap_or_default(),
+            DocId::Dossier(code) => self
+                .summary(code.as_str())
+                .ok()
+                .flatten()
+                .map(|s| s.transfers)
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         self.registry
             .authorize(signed.signer().as_bytes(), at, signed.doc_id(), &transfers)
             .map(|_| ())
-            .map_err(|e| Reject { reason: e.reason(), message: e.to_string() })
+            .map_err(|e| Reject {
+                reason: e.reason(),
+                message: e.to_string(),
+            })
     }
 
     fn load_doc(&self, doc_text: &str) -> Result<Option<Automerge>, StoreError> {
         let docs = self.tx.open_table(DOCS)?;
         let bytes = docs.get(doc_text)?.map(|v| v.value().to_vec());
-        bytes.map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e))).transpose()
+        bytes
+            .map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e)))
+            .transpose()
     }
 
     /// Stores the envelope, indexes it by document and (actor, seq), and appends it to the feed.
     fn store_envelope(&mut self, signed: &SignedChange) -> Result<u64, StoreError> {
         let hash = signed.hash();
-        self.tx.open_table(CHANGES)?.insert(&hash, signed.encode().as_slice())?;
-        self.tx.open_multimap_table(DOC_CHANGES)?.insert(signed.doc_id_text(), &hash)?;
+        self.tx
+            .open_table(CHANGES)?
+            .insert(&hash, signed.encode().as_slice())?;
+        self.tx
+            .open_multimap_table(DOC_CHANGES)?
+            .insert(signed.doc_id_text(), &hash)?;
         let actor = signed.actor().to_bytes().to_vec();
-        self.tx.open_table(ACTOR_SEQ)?.insert((actor.as_slice(), signed.doc_id_text(), signed.seq()), &hash)?;
+        self.tx.open_table(ACTOR_SEQ)?.insert(
+            (actor.as_slice(), signed.doc_id_text(), signed.seq()),
+            &hash,
+        )?;
         let mut feed = self.tx.open_table(FEED)?;
         let pos = feed.last()?.map_or(0, |(k, _)| k.value()) + 1;
         feed.insert(pos, &hash)?;
@@ -188,25 +221,41 @@ impl<'t> Apply<'t> {
     }
 
     /// Applies pending changes of `doc_text` whose dependencies are now present.
-    fn drain_pending(&mut self, doc_text: &str, doc: &mut Automerge, now: Timestamp) -> Result<(), StoreError> {
+    fn drain_pending(
+        &mut self,
+        doc_text: &str,
+        doc: &mut Automerge,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         loop {
             let hashes: Vec<[u8; 32]> = {
                 let pending = self.tx.open_multimap_table(PENDING)?;
                 let mut v = Vec::new();
                 for h in pending.get(doc_text)? {
-                    v.push(h?.value());
+                    v.push(*h?.value());
                 }
                 v
             };
             let mut progressed = false;
             for hash in hashes {
-                let env = self.tx.open_table(CHANGES)?.get(&hash)?.map(|v| v.value().to_vec());
+                let env = self
+                    .tx
+                    .open_table(CHANGES)?
+                    .get(&hash)?
+                    .map(|v| v.value().to_vec());
                 let Some(env) = env else { continue };
-                let signed = SignedChange::decode(&env).map_err(|e| corrupt("pending change", e))?;
-                if signed.deps().iter().any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none()) {
+                let signed =
+                    SignedChange::decode(&env).map_err(|e| corrupt("pending change", e))?;
+                if signed
+                    .deps()
+                    .iter()
+                    .any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none())
+                {
                     continue;
                 }
-                self.tx.open_multimap_table(PENDING)?.remove(doc_text, &hash)?;
+                self.tx
+                    .open_multimap_table(PENDING)?
+                    .remove(doc_text, &hash)?;
                 progressed = true;
                 let at = Timestamp(signed.change().timestamp().saturating_mul(1000));
                 if let Err(reject) = self.authorize(&signed, at) {
@@ -215,7 +264,8 @@ impl<'t> Apply<'t> {
                     self.log_reject(&signed, "pending", now, reject.reason, &reject.message)?;
                     continue;
                 }
-                doc.apply_changes([signed.change().clone()]).map_err(|e| corrupt("change application", e))?;
+                doc.apply_changes([signed.change().clone()])
+                    .map_err(|e| corrupt("change application", e))?;
             }
             if !progressed {
                 return Ok(());
@@ -226,11 +276,15 @@ impl<'t> Apply<'t> {
     /// Saves the document and updates everything derived from it.
     fn save_and_derive(&mut self, doc_id: &DocId, doc: &Automerge) -> Result<(), StoreError> {
         let text = doc_id.to_string();
-        self.tx.open_table(DOCS)?.insert(text.as_str(), doc.save().as_slice())?;
+        self.tx
+            .open_table(DOCS)?
+            .insert(text.as_str(), doc.save().as_slice())?;
         match doc_id {
             DocId::Dossier(code) => match layout::dossier::read(doc) {
                 Ok(state) => self.put_summary(code.as_str(), &DossierSummary::from(&state))?,
-                Err(e) => tracing::warn!(doc = %text, error = %e, "stored dossier change but cannot read the document"),
+                Err(e) => {
+                    tracing::warn!(doc = %text, error = %e, "stored dossier change but cannot read the document")
+                }
             },
             DocId::Ratings(..) => match layout::ratings::read(doc) {
                 Ok(ratings) => {
@@ -238,7 +292,9 @@ impl<'t> Apply<'t> {
                         self.put_rating(&r)?;
                     }
                 }
-                Err(e) => tracing::warn!(doc = %text, error = %e, "stored ratings change but cannot read the document"),
+                Err(e) => {
+                    tracing::warn!(doc = %text, error = %e, "stored ratings change but cannot read the document")
+                }
             },
             DocId::Registry => match layout::registry::read(doc) {
                 Ok(records) => {
@@ -246,7 +302,9 @@ impl<'t> Apply<'t> {
                         self.add_trust_record(record)?;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "stored registry change but cannot read the document"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored registry change but cannot read the document")
+                }
             },
             DocId::Catalog | DocId::Calendar => self.effects.config_changed = true,
         }
@@ -277,7 +335,11 @@ impl<'t> Apply<'t> {
                 due.remove((d.0, code))?;
             }
             applicant.remove((o.applicant_id_number.as_str(), code))?;
-            unit.remove((o.unit.as_str(), o.received_at.map_or(i64::MIN, |t| t.0), code))?;
+            unit.remove((
+                o.unit.as_str(),
+                o.received_at.map_or(i64::MIN, |t| t.0),
+                code,
+            ))?;
         }
         if let Some(s) = new.status {
             status.insert((s.number(), code), ())?;
@@ -286,7 +348,14 @@ impl<'t> Apply<'t> {
             }
         }
         applicant.insert((new.applicant_id_number.as_str(), code), ())?;
-        unit.insert((new.unit.as_str(), new.received_at.map_or(i64::MIN, |t| t.0), code), ())?;
+        unit.insert(
+            (
+                new.unit.as_str(),
+                new.received_at.map_or(i64::MIN, |t| t.0),
+                code,
+            ),
+            (),
+        )?;
         drop((status, due, applicant, unit));
         let old_cells = old.as_ref().map(dossier_cells).unwrap_or_default();
         self.move_counters(&old_cells, &dossier_cells(new))?;
@@ -318,8 +387,12 @@ impl<'t> Apply<'t> {
             return Ok(());
         }
         let json = serde_json::to_string(r).expect("rating serialises");
-        self.tx.open_table(RATINGS)?.insert(r.id.as_str(), json.as_str())?;
-        self.tx.open_table(IDX_RATING_UNIT)?.insert((r.unit.as_str(), r.at.0, r.id.as_str()), ())?;
+        self.tx
+            .open_table(RATINGS)?
+            .insert(r.id.as_str(), json.as_str())?;
+        self.tx
+            .open_table(IDX_RATING_UNIT)?
+            .insert((r.unit.as_str(), r.at.0, r.id.as_str()), ())?;
         self.move_counters(&[], &rating_cells(r))
     }
 
@@ -328,7 +401,9 @@ impl<'t> Apply<'t> {
         match self.registry.insert(record.clone()) {
             Ok(true) => {
                 let json = serde_json::to_string(&record).expect("record serialises");
-                self.tx.open_table(TRUST)?.insert(record.id().as_str(), json.as_str())?;
+                self.tx
+                    .open_table(TRUST)?
+                    .insert(record.id().as_str(), json.as_str())?;
                 self.effects.registry_changed = true;
                 Ok(true)
             }
@@ -340,8 +415,16 @@ impl<'t> Apply<'t> {
         }
     }
 
-    fn record_fork(&mut self, second: &SignedChange, first_hash: [u8; 32]) -> Result<(), StoreError> {
-        let first = self.tx.open_table(CHANGES)?.get(&first_hash)?.map(|v| hex::encode(v.value()));
+    fn record_fork(
+        &mut self,
+        second: &SignedChange,
+        first_hash: [u8; 32],
+    ) -> Result<(), StoreError> {
+        let first = self
+            .tx
+            .open_table(CHANGES)?
+            .get(&first_hash)?
+            .map(|v| hex::encode(v.value()));
         let proof = serde_json::json!({
             "doc": second.doc_id_text(),
             "actor": second.actor().to_hex_string(),
@@ -357,13 +440,33 @@ impl<'t> Apply<'t> {
         Ok(())
     }
 
-    fn reject(&mut self, signed: &SignedChange, origin: &str, now: Timestamp, reason: &'static str, message: String) -> Result<Applied, StoreError> {
+    fn reject(
+        &mut self,
+        signed: &SignedChange,
+        origin: &str,
+        now: Timestamp,
+        reason: &'static str,
+        message: String,
+    ) -> Result<Applied, StoreError> {
         self.log_reject(signed, origin, now, reason, &message)?;
         Ok(Applied::Rejected(Reject { reason, message }))
     }
 
-    fn log_reject(&mut self, signed: &SignedChange, origin: &str, now: Timestamp, reason: &'static str, message: &str) -> Result<(), StoreError> {
-        tracing::warn!(origin, doc = signed.doc_id_text(), reason, message, "change rejected");
+    fn log_reject(
+        &mut self,
+        signed: &SignedChange,
+        origin: &str,
+        now: Timestamp,
+        reason: &'static str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(
+            origin,
+            doc = signed.doc_id_text(),
+            reason,
+            message,
+            "change rejected"
+        );
         let record = RejectRecord {
             at: now,
             origin,
@@ -383,13 +486,25 @@ impl<'t> Apply<'t> {
     /// Allocates the next number of sequence `name` for `unit` on local day `day`, skipping any
     /// number for which `taken` says a record already exists (e.g. after a restore from backup
     /// whose sequence table is older than its records).
-    pub fn next_number(&mut self, unit: &str, name: &str, day: u32, taken: impl Fn(&Self, u32) -> Result<bool, StoreError>) -> Result<u32, StoreError> {
-        let current = self.tx.open_table(SEQUENCES)?.get((unit, name, day))?.map_or(0, |v| v.value());
+    pub fn next_number(
+        &mut self,
+        unit: &str,
+        name: &str,
+        day: u32,
+        taken: impl Fn(&Self, u32) -> Result<bool, StoreError>,
+    ) -> Result<u32, StoreError> {
+        let current = self
+            .tx
+            .open_table(SEQUENCES)?
+            .get((unit, name, day))?
+            .map_or(0, |v| v.value());
         let mut n = current + 1;
         while taken(self, n)? {
             n += 1;
         }
-        self.tx.open_table(SEQUENCES)?.insert((unit, name, day), n)?;
+        self.tx
+            .open_table(SEQUENCES)?
+            .insert((unit, name, day), n)?;
         Ok(n)
     }
 

@@ -29,7 +29,11 @@ fn day(t: Timestamp) -> u32 {
 }
 
 fn cell(unit: &str, t: Timestamp, metric: impl Into<String>) -> Cell {
-    Cell { unit: unit.to_owned(), day: day(t), metric: metric.into() }
+    Cell {
+        unit: unit.to_owned(),
+        day: day(t),
+        metric: metric.into(),
+    }
 }
 
 /// The metric name of an outcome.
@@ -56,7 +60,11 @@ pub fn dossier_cells(s: &DossierSummary) -> Vec<Cell> {
     let mut out = Vec::new();
     if let Some(received) = s.received_at {
         out.push(cell(unit, received, "received"));
-        out.push(cell(unit, received, format!("received.{}", channel_name(s))));
+        out.push(cell(
+            unit,
+            received,
+            format!("received.{}", channel_name(s)),
+        ));
         if s.digitised {
             out.push(cell(unit, received, "received.digitised"));
         }

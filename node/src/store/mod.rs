@@ -62,10 +62,19 @@ macro_rules! redb_from {
         }
     )*};
 }
-redb_from!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+redb_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 pub(crate) fn corrupt(what: &'static str, e: impl ToString) -> StoreError {
-    StoreError::Corrupt { what, message: e.to_string() }
+    StoreError::Corrupt {
+        what,
+        message: e.to_string(),
+    }
 }
 
 /// Counts shown in the node status.
@@ -144,14 +153,18 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path`, creating every table.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::builder().set_cache_size(CACHE_SIZE_BYTES).create(path)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_SIZE_BYTES)
+            .create(path)?;
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let format = meta.get("format")?.map(|v| v.value().to_vec());
             match format {
                 Some(bytes) => {
-                    let v = u32::from_be_bytes(bytes.try_into().map_err(|_| corrupt("format", "length"))?);
+                    let v = u32::from_be_bytes(
+                        bytes.try_into().map_err(|_| corrupt("format", "length"))?,
+                    );
                     if v > STORE_FORMAT_VERSION {
                         return Err(StoreError::Format(v));
                     }
@@ -194,7 +207,10 @@ impl Store {
     pub fn summary(&self, code: &str) -> Result<Option<DossierSummary>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(DOSSIERS)?;
-        table.get(code)?.map(|v| decode_json("summary", v.value())).transpose()
+        table
+            .get(code)?
+            .map(|v| decode_json("summary", v.value()))
+            .transpose()
     }
 
     /// Loads a document's current state.
@@ -203,17 +219,23 @@ impl Store {
         let table = tx.open_table(DOCS)?;
         let id = doc.to_string();
         let bytes = table.get(id.as_str())?.map(|v| v.value().to_vec());
-        bytes.map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e))).transpose()
+        bytes
+            .map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e)))
+            .transpose()
     }
 
     /// A dossier with its history and signatures.
     pub fn dossier(&self, code: &str) -> Result<Option<DossierView>, StoreError> {
-        let Ok(code) = motcua_schema::ids::DossierCode::parse(code) else { return Ok(None) };
+        let Ok(code) = motcua_schema::ids::DossierCode::parse(code) else {
+            return Ok(None);
+        };
         let doc_id = DocId::Dossier(code);
         let tx = self.db.begin_read()?;
         let docs = tx.open_table(DOCS)?;
         let id = doc_id.to_string();
-        let Some(bytes) = docs.get(id.as_str())?.map(|v| v.value().to_vec()) else { return Ok(None) };
+        let Some(bytes) = docs.get(id.as_str())?.map(|v| v.value().to_vec()) else {
+            return Ok(None);
+        };
         let doc = Automerge::load(&bytes).map_err(|e| corrupt("document", e))?;
         let state = layout::dossier::read(&doc).map_err(|e| corrupt("dossier", e))?;
         let summary = DossierSummary::from(&state);
@@ -221,7 +243,9 @@ impl Store {
         let mut changes = Vec::new();
         for change in doc.get_changes(&[]) {
             let hash = change.hash().0;
-            let Some(env) = envelopes.get(&hash)? else { continue };
+            let Some(env) = envelopes.get(&hash)? else {
+                continue;
+            };
             let signed = SignedChange::decode(env.value()).map_err(|e| corrupt("change", e))?;
             changes.push(ChangeInfo {
                 hash: hex::encode(hash),
@@ -233,7 +257,11 @@ impl Store {
                 deps: change.deps().iter().map(|d| hex::encode(d.0)).collect(),
             });
         }
-        Ok(Some(DossierView { summary, state, changes }))
+        Ok(Some(DossierView {
+            summary,
+            state,
+            changes,
+        }))
     }
 
     /// Dossiers matching `filter`, newest first where the index allows.
@@ -280,14 +308,22 @@ impl Store {
                 }
             }
         }
-        let text = filter.text.as_deref().map(motcua_schema::catalog::fold_diacritics);
+        let text = filter
+            .text
+            .as_deref()
+            .map(motcua_schema::catalog::fold_diacritics);
         let mut out = Vec::new();
         for code in codes {
-            let Some(v) = dossiers.get(code.as_str())? else { continue };
+            let Some(v) = dossiers.get(code.as_str())? else {
+                continue;
+            };
             let s: DossierSummary = decode_json("summary", v.value())?;
             if filter.status.is_some_and(|st| s.status != Some(st))
                 || filter.unit.as_deref().is_some_and(|u| s.unit.as_str() != u)
-                || filter.id_number.as_deref().is_some_and(|i| s.applicant_id_number != i)
+                || filter
+                    .id_number
+                    .as_deref()
+                    .is_some_and(|i| s.applicant_id_number != i)
             {
                 continue;
             }
@@ -328,10 +364,17 @@ impl Store {
             if !wanted(unit) || received >= end.0 {
                 continue;
             }
-            let Some(v) = dossiers.get(code)? else { continue };
+            let Some(v) = dossiers.get(code)? else {
+                continue;
+            };
             let s: DossierSummary = decode_json("summary", v.value())?;
             let touches = |t: Option<Timestamp>| t.is_some_and(|t| period.contains(t));
-            if s.open_at(start) || touches(s.received_at) || touches(s.resolved_at) || touches(s.closed_at) || s.open_at(end) {
+            if s.open_at(start)
+                || touches(s.received_at)
+                || touches(s.resolved_at)
+                || touches(s.closed_at)
+                || s.open_at(end)
+            {
                 summaries.push(s);
             }
         }
@@ -352,7 +395,12 @@ impl Store {
     }
 
     /// Sums of counters over local days `from..=to` for `unit` (all units when `None`).
-    pub fn counter_sums(&self, unit: Option<&str>, from: time::Date, to: time::Date) -> Result<BTreeMap<String, i64>, StoreError> {
+    pub fn counter_sums(
+        &self,
+        unit: Option<&str>,
+        from: time::Date,
+        to: time::Date,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(COUNTERS)?;
         let (from, to) = (date_key(from), date_key(to));
@@ -374,7 +422,10 @@ impl Store {
         Ok(out)
     }
 
-    fn units_with_counters(&self, table: &redb::ReadOnlyTable<(&str, u32, &str), i64>) -> Result<Vec<String>, StoreError> {
+    fn units_with_counters(
+        &self,
+        table: &redb::ReadOnlyTable<(&str, u32, &str), i64>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut units = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -383,7 +434,11 @@ impl Store {
                 Some(after) => {
                     // Skip to the first key past every key of `after`.
                     let bound = format!("{after}\u{0}");
-                    table.range((bound.as_str(), 0u32, "")..)?.next().transpose()?.map(|(k, _)| k.value().0.to_owned())
+                    table
+                        .range((bound.as_str(), 0u32, "")..)?
+                        .next()
+                        .transpose()?
+                        .map(|(k, _)| k.value().0.to_owned())
                 }
             };
             match row {
@@ -456,7 +511,7 @@ impl Store {
         let id = doc.to_string();
         let mut out = Vec::new();
         for hash in idx.get(id.as_str())? {
-            let hash = hash?.value();
+            let hash: [u8; 32] = *hash?.value();
             if let Some(env) = changes.get(&hash)? {
                 out.push(env.value().to_vec());
             }
@@ -471,7 +526,10 @@ impl Store {
     }
 }
 
-pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 

@@ -21,14 +21,17 @@ pub const CHANGES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new(
 pub const FEED: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("feed-1");
 
 /// Document id → hashes of the changes stored for it.
-pub const DOC_CHANGES: MultimapTableDefinition<'_, &str, &[u8; 32]> = MultimapTableDefinition::new("doc-changes-1");
+pub const DOC_CHANGES: MultimapTableDefinition<'_, &str, &[u8; 32]> =
+    MultimapTableDefinition::new("doc-changes-1");
 
 /// Document id → hashes of verified changes whose dependencies have not arrived yet. They are
 /// stored and forwarded but not yet part of the document state.
-pub const PENDING: MultimapTableDefinition<'_, &str, &[u8; 32]> = MultimapTableDefinition::new("pending-1");
+pub const PENDING: MultimapTableDefinition<'_, &str, &[u8; 32]> =
+    MultimapTableDefinition::new("pending-1");
 
 /// (actor bytes, document id, seq) → change hash: detects two changes with one (actor, seq).
-pub const ACTOR_SEQ: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> = TableDefinition::new("actor-seq-1");
+pub const ACTOR_SEQ: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> =
+    TableDefinition::new("actor-seq-1");
 
 /// Fork proof number (u64, from 1) → JSON `{doc, actor, seq, signer, first, second}` with both
 /// envelopes in hex. *Source* (evidence).
@@ -47,7 +50,8 @@ pub const IDX_STATUS: TableDefinition<'_, (u8, &str), ()> = TableDefinition::new
 pub const IDX_DUE: TableDefinition<'_, (i64, &str), ()> = TableDefinition::new("idx-due-1");
 
 /// (applicant ID number, dossier code) → (). Personal data: never leaves the node's API.
-pub const IDX_APPLICANT: TableDefinition<'_, (&str, &str), ()> = TableDefinition::new("idx-applicant-1");
+pub const IDX_APPLICANT: TableDefinition<'_, (&str, &str), ()> =
+    TableDefinition::new("idx-applicant-1");
 
 /// (receiving unit, received instant ms, dossier code) → ().
 pub const IDX_UNIT: TableDefinition<'_, (&str, i64, &str), ()> = TableDefinition::new("idx-unit-1");
@@ -55,17 +59,20 @@ pub const IDX_UNIT: TableDefinition<'_, (&str, i64, &str), ()> = TableDefinition
 /// (unit, local day `YYYYMMDD`, metric name) → count. Maintained incrementally: each summary
 /// contributes to a set of counters, and a change to a summary subtracts the old contribution
 /// and adds the new one (see `store::counters`).
-pub const COUNTERS: TableDefinition<'_, (&str, u32, &str), i64> = TableDefinition::new("counters-1");
+pub const COUNTERS: TableDefinition<'_, (&str, u32, &str), i64> =
+    TableDefinition::new("counters-1");
 
 /// Rating id → JSON `Rating`.
 pub const RATINGS: TableDefinition<'_, &str, &str> = TableDefinition::new("ratings-1");
 
 /// (unit, rating instant ms, rating id) → ().
-pub const IDX_RATING_UNIT: TableDefinition<'_, (&str, i64, &str), ()> = TableDefinition::new("idx-rating-unit-1");
+pub const IDX_RATING_UNIT: TableDefinition<'_, (&str, i64, &str), ()> =
+    TableDefinition::new("idx-rating-unit-1");
 
 /// (unit, sequence name, local day `YYYYMMDD`) → last number allocated. Sequence names: `D`
 /// dossiers, `R` ratings. Only the node that owns a unit allocates its numbers.
-pub const SEQUENCES: TableDefinition<'_, (&str, &str, u32), u32> = TableDefinition::new("sequences-1");
+pub const SEQUENCES: TableDefinition<'_, (&str, &str, u32), u32> =
+    TableDefinition::new("sequences-1");
 
 /// Reject number (u64, from 1) → JSON `{at, peer, doc, hash, reason, message}`.
 pub const REJECTS: TableDefinition<'_, u64, &str> = TableDefinition::new("rejects-1");

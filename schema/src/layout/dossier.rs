@@ -10,13 +10,19 @@
 use automerge::transaction::Transactable;
 use automerge::{ObjId as ExId, ObjType, ROOT, ReadDoc, Value};
 
-use super::{LayoutError, check_kind, decode, encode, object_actor, push_json, put_json, put_kind, read_json};
+use super::{
+    LayoutError, check_kind, decode, encode, object_actor, push_json, put_json, put_kind, read_json,
+};
 use crate::dossier::{DossierState, Event, Header, RecordedEvent};
 
 const KIND: &str = "dossier";
 
 /// Writes a new dossier with its first event, in the transaction that creates the document.
-pub fn create(tx: &mut impl Transactable, header: &Header, first: &Event) -> Result<(), LayoutError> {
+pub fn create(
+    tx: &mut impl Transactable,
+    header: &Header,
+    first: &Event,
+) -> Result<(), LayoutError> {
     put_kind(tx, KIND)?;
     put_json(tx, &ROOT, "header", &encode(header))?;
     let events = tx.put_object(ROOT, "events", ObjType::List)?;
@@ -53,13 +59,19 @@ pub fn read_events(doc: &impl ReadDoc) -> Result<Vec<RecordedEvent>, LayoutError
     let events = events_obj(doc)?;
     let mut out = Vec::with_capacity(doc.length(&events));
     for i in 0..doc.length(&events) {
-        let Some((value, id)) = doc.get(&events, i)? else { continue };
+        let Some((value, id)) = doc.get(&events, i)? else {
+            continue;
+        };
         let json = match value {
             Value::Object(ObjType::Map) => read_json(doc, &id, 1)?,
             _ => return Err(LayoutError::Field(format!("events[{i}]"))),
         };
         let event: Event = decode("event", json)?;
-        out.push(RecordedEvent { id: id.to_string(), actor: object_actor(&id), event });
+        out.push(RecordedEvent {
+            id: id.to_string(),
+            actor: object_actor(&id),
+            event,
+        });
     }
     Ok(out)
 }

@@ -72,7 +72,8 @@ pub(crate) fn check_kind(doc: &impl ReadDoc, expected: &'static str) -> Result<(
     if version > SCHEMA_VERSION {
         return Err(LayoutError::Version(version));
     }
-    let kind = get_scalar(doc, &automerge::ROOT, "kind").and_then(|s| s.as_str().map(str::to_owned));
+    let kind =
+        get_scalar(doc, &automerge::ROOT, "kind").and_then(|s| s.as_str().map(str::to_owned));
     match kind {
         Some(k) if k == expected => Ok(()),
         Some(found) => Err(LayoutError::Kind { expected, found }),
@@ -108,11 +109,22 @@ fn scalar_json(value: &Json) -> Option<ScalarValue> {
 }
 
 /// Puts `value` at `obj[key]`: objects become maps, arrays lists, the rest scalars.
-pub(crate) fn put_json(tx: &mut impl Transactable, obj: &ExId, key: &str, value: &Json) -> Result<(), LayoutError> {
+pub(crate) fn put_json(
+    tx: &mut impl Transactable,
+    obj: &ExId,
+    key: &str,
+    value: &Json,
+) -> Result<(), LayoutError> {
     put_json_depth(tx, obj, key, value, 0)
 }
 
-fn put_json_depth(tx: &mut impl Transactable, obj: &ExId, key: &str, value: &Json, depth: usize) -> Result<(), LayoutError> {
+fn put_json_depth(
+    tx: &mut impl Transactable,
+    obj: &ExId,
+    key: &str,
+    value: &Json,
+    depth: usize,
+) -> Result<(), LayoutError> {
     if depth > JSON_DEPTH_MAX {
         return Err(LayoutError::TooDeep);
     }
@@ -131,12 +143,22 @@ fn put_json_depth(tx: &mut impl Transactable, obj: &ExId, key: &str, value: &Jso
 
 /// Appends `value` to the end of list `obj` and returns the id of what was inserted (for a map
 /// or list; the list element's id for a scalar is not needed by any caller).
-pub(crate) fn push_json(tx: &mut impl Transactable, list: &ExId, value: &Json) -> Result<(), LayoutError> {
+pub(crate) fn push_json(
+    tx: &mut impl Transactable,
+    list: &ExId,
+    value: &Json,
+) -> Result<(), LayoutError> {
     let index = tx.length(list);
     insert_json(tx, list, index, value, 0)
 }
 
-fn insert_json(tx: &mut impl Transactable, list: &ExId, index: usize, value: &Json, depth: usize) -> Result<(), LayoutError> {
+fn insert_json(
+    tx: &mut impl Transactable,
+    list: &ExId,
+    index: usize,
+    value: &Json,
+    depth: usize,
+) -> Result<(), LayoutError> {
     if depth > JSON_DEPTH_MAX {
         return Err(LayoutError::TooDeep);
     }
@@ -153,14 +175,24 @@ fn insert_json(tx: &mut impl Transactable, list: &ExId, index: usize, value: &Js
     }
 }
 
-fn fill_map(tx: &mut impl Transactable, obj: &ExId, map: &Map<String, Json>, depth: usize) -> Result<(), LayoutError> {
+fn fill_map(
+    tx: &mut impl Transactable,
+    obj: &ExId,
+    map: &Map<String, Json>,
+    depth: usize,
+) -> Result<(), LayoutError> {
     for (k, v) in map {
         put_json_depth(tx, obj, k, v, depth)?;
     }
     Ok(())
 }
 
-fn fill_list(tx: &mut impl Transactable, obj: &ExId, items: &[Json], depth: usize) -> Result<(), LayoutError> {
+fn fill_list(
+    tx: &mut impl Transactable,
+    obj: &ExId,
+    items: &[Json],
+    depth: usize,
+) -> Result<(), LayoutError> {
     for (i, v) in items.iter().enumerate() {
         insert_json(tx, obj, i, v, depth)?;
     }
@@ -195,7 +227,12 @@ pub(crate) fn read_json(doc: &impl ReadDoc, obj: &ExId, depth: usize) -> Result<
     }
 }
 
-fn value_json(doc: &impl ReadDoc, value: Value<'_>, id: &ExId, depth: usize) -> Result<Json, LayoutError> {
+fn value_json(
+    doc: &impl ReadDoc,
+    value: Value<'_>,
+    id: &ExId,
+    depth: usize,
+) -> Result<Json, LayoutError> {
     Ok(match value {
         Value::Object(_) => read_json(doc, id, depth + 1)?,
         Value::Scalar(s) => match s.as_ref() {
@@ -210,8 +247,14 @@ fn value_json(doc: &impl ReadDoc, value: Value<'_>, id: &ExId, depth: usize) -> 
     })
 }
 
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(what: &'static str, value: Json) -> Result<T, LayoutError> {
-    serde_json::from_value(value).map_err(|e| LayoutError::Decode { what, message: e.to_string() })
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    value: Json,
+) -> Result<T, LayoutError> {
+    serde_json::from_value(value).map_err(|e| LayoutError::Decode {
+        what,
+        message: e.to_string(),
+    })
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Json {
@@ -221,5 +264,7 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Json {
 /// The actor hex of the change that created object `id` (`<counter>@<actor>`).
 pub(crate) fn object_actor(id: &ExId) -> String {
     let text = id.to_string();
-    text.split_once('@').map(|(_, a)| a.to_owned()).unwrap_or_default()
+    text.split_once('@')
+        .map(|(_, a)| a.to_owned())
+        .unwrap_or_default()
 }

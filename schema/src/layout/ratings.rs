@@ -17,7 +17,12 @@ const PREFIX: &str = "r/";
 /// Adds a rating (and the kind keys, which are idempotent).
 pub fn put(tx: &mut impl Transactable, rating: &Rating) -> Result<(), LayoutError> {
     put_kind(tx, KIND)?;
-    put_json(tx, &ROOT, &format!("{PREFIX}{}", rating.id), &encode(rating))
+    put_json(
+        tx,
+        &ROOT,
+        &format!("{PREFIX}{}", rating.id),
+        &encode(rating),
+    )
 }
 
 /// Reads every rating, in id order.

@@ -17,7 +17,12 @@ const PREFIX: &str = "r/";
 /// Adds a record.
 pub fn put(tx: &mut impl Transactable, record: &SignedRecord) -> Result<(), LayoutError> {
     put_kind(tx, KIND)?;
-    put_json(tx, &ROOT, &format!("{PREFIX}{}", record.id()), &encode(record))
+    put_json(
+        tx,
+        &ROOT,
+        &format!("{PREFIX}{}", record.id()),
+        &encode(record),
+    )
 }
 
 /// Reads every record (unverified: the caller verifies each against the root key).

@@ -16,7 +16,12 @@ use super::{LayoutError, check_kind, get_scalar, put_kind};
 const PREFIX: &str = "v/";
 
 /// Writes version `version` of a `kind` document.
-pub fn put(tx: &mut impl Transactable, kind: &'static str, version: u32, json_text: &str) -> Result<(), LayoutError> {
+pub fn put(
+    tx: &mut impl Transactable,
+    kind: &'static str,
+    version: u32,
+    json_text: &str,
+) -> Result<(), LayoutError> {
     put_kind(tx, kind)?;
     tx.put(ROOT, format!("{PREFIX}{version:010}"), json_text)?;
     Ok(())
@@ -27,7 +32,9 @@ pub fn read_all(doc: &impl ReadDoc, kind: &'static str) -> Result<Vec<(u32, Stri
     check_kind(doc, kind)?;
     let mut out = Vec::new();
     for key in doc.keys(ROOT).filter(|k| k.starts_with(PREFIX)) {
-        let version: u32 = key[PREFIX.len()..].parse().map_err(|_| LayoutError::Field(key.clone()))?;
+        let version: u32 = key[PREFIX.len()..]
+            .parse()
+            .map_err(|_| LayoutError::Field(key.clone()))?;
         let text = get_scalar(doc, &ROOT, &key)
             .and_then(|s| s.as_str().map(str::to_owned))
             .ok_or_else(|| LayoutError::Field(key.clone()))?;
