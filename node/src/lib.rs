@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;

@@ -1,1 +1,181 @@
-//! placeholder crate root
+//! motcua-tests: what the end-to-end tests share: starting real `motcua` processes on loopback
+//! in temporary data directories, killing them, and talking to their HTTP API.
+//!
+//! Tests never depend on how fast this machine is: every wait is a wait for a condition (a file
+//! appearing, a request succeeding) with a generous bound that only catches hangs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// Password given to every account the tests create.
+pub const TEST_PASSWORD: &str = "mat-khau-thu-nghiem";
+/// Longest wait for a node to start listening; only a hung or crashed node takes this long.
+pub const START_WAIT_MS_MAX: u64 = 120_000;
+
+/// A node's data directory and, while it runs, its process.
+pub struct TestNode {
+    bin: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT` once started.
+    pub base: String,
+}
+
+/// Runs the `motcua` binary with `args` to completion and returns its standard output.
+pub fn run_motcua(bin: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .with_context(|| format!("running {} {args:?}", bin.display()))?;
+    if !out.status.success() {
+        bail!("motcua {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl TestNode {
+    /// `motcua init --new-root` of a node for `unit` in `dir` (listening on an ephemeral
+    /// loopback port), plus staff accounts `tiepnhan` (intake) and `lanhdao` (leader).
+    pub fn init(bin: &Path, dir: &Path, unit: &str, role: &str) -> Result<TestNode> {
+        let d = dir.to_str().context("utf-8 temp dir")?;
+        run_motcua(
+            bin,
+            &[
+                "init", "--data-dir", d, "--unit", unit, "--unit-name", "Đơn vị thử nghiệm", "--role", role, "--new-root",
+                "--listen", "127.0.0.1:0", "--admin-password", TEST_PASSWORD,
+            ],
+        )?;
+        for (user, role) in [("tiepnhan", "intake"), ("lanhdao", "leader")] {
+            run_motcua(
+                bin,
+                &["user-add", "--data-dir", d, "--username", user, "--full-name", "Cán bộ thử nghiệm", "--role", role, "--password", TEST_PASSWORD],
+            )?;
+        }
+        Ok(TestNode { bin: bin.to_owned(), dir: dir.to_owned(), child: None, base: String::new() })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts `motcua serve` and waits until it listens.
+    pub fn start(&mut self) -> Result<()> {
+        let addr_file = self.dir.join("http.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let child = Command::new(&self.bin)
+            .args(["serve", "--data-dir", self.dir.to_str().context("utf-8 dir")?])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting motcua serve")?;
+        self.child = Some(child);
+        let mut waited = 0;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                if let Ok(addr) = text.trim().parse::<std::net::SocketAddr>() {
+                    self.base = format!("http://{addr}");
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("motcua serve exited during start-up: {status}");
+            }
+            if waited > START_WAIT_MS_MAX {
+                bail!("motcua serve did not start listening within {START_WAIT_MS_MAX} ms");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            waited += 20;
+        }
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Signs in as `user` and returns a client.
+    pub async fn client(&self, user: &str) -> Result<Client> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let resp = http
+            .post(format!("{}/api/v1/session", self.base))
+            .json(&json!({ "username": user, "password": TEST_PASSWORD }))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        if !status.is_success() {
+            bail!("sign-in as {user} failed: {status} {body}");
+        }
+        let token = body["token"].as_str().context("token in sign-in answer")?.to_owned();
+        Ok(Client { base: self.base.clone(), token, http })
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A signed-in API client.
+#[derive(Clone)]
+pub struct Client {
+    /// Base URL.
+    pub base: String,
+    token: String,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    /// `POST path` with a JSON body; returns the status code and the JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let resp = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `GET path`; returns the status code and the JSON answer.
+    pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `GET path`; returns the status code and the body as text (CSV, HTML).
+    pub async fn get_text(&self, path: &str) -> Result<(u16, String)> {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        Ok((resp.status().as_u16(), resp.text().await?))
+    }
+
+    /// `GET path` without credentials, as a citizen would; returns status and body text.
+    pub async fn get_public(&self, path: &str) -> Result<(u16, String)> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        Ok((resp.status().as_u16(), resp.text().await?))
+    }
+}
+
+/// A new dossier request for `procedure` with a made-up applicant number `n`.
+pub fn new_dossier(procedure: &str, channel: &str, n: u64) -> Value {
+    json!({
+        "procedure_code": procedure,
+        "channel": channel,
+        "applicant": {
+            "name": format!("Nguyễn Văn Thử {n}"),
+            "id_number": format!("{:012}", 1_000_000_000 + n),
+            "phone": "0912345678",
+            "address": "Thôn Thử Nghiệm",
+        },
+        "digitised": n % 3 != 0,
+    })
+}
