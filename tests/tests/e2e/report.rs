@@ -150,7 +150,7 @@ fn report_equals_independent_computation_from_raw_events() {
             let code = summary.code.to_string();
             let mut t = Truth { channel: Some(channel), digitised, received_at: Some(at), due_at: due_of(&reply), ..Truth::default() };
             let mut now = at;
-            let mut step = |req: EventRequest, when: Timestamp| -> Option<Reply> {
+            let step = |req: EventRequest, when: Timestamp| -> Option<Reply> {
                 (when < horizon).then(|| submit(&node, Command::AddEvent { code: code.clone(), req, by: "xuly".into() }, when))
             };
             let end = rng.below(100);
@@ -274,7 +274,7 @@ fn report_equals_independent_computation_from_raw_events() {
                 "on_time"
             });
         }
-        if let Some((kind, at, postal)) = t.closed.filter(|c| inside(c.1)) {
+        if let Some((kind, _, postal)) = t.closed.filter(|c| inside(c.1)) {
             add(kind);
             if postal {
                 add("returned_postal");
