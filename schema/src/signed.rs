@@ -405,6 +405,23 @@ mod tests {
 
     proptest! {
         #[test]
+        fn envelopes_round_trip(seed in 1u8..255, epoch in any::<[u8; 8]>(), value in any::<i64>(), unit in "[A-Z0-9]{1,8}(\\.[A-Z0-9]{1,4}){0,3}", day in 1u8..29, n in 1u32..9999) {
+            // Why: every envelope a node writes must decode to the same change, signer and doc.
+            let k = key(seed);
+            let mut doc = Automerge::new().with_actor(actor_for(&k.verifying_key(), epoch));
+            let mut tx = doc.transaction();
+            tx.put(ROOT, "v", value).unwrap();
+            tx.commit_with(CommitOptions::default().with_time(value / 1000));
+            let doc_id = DocId::parse(&format!("dossier/{unit}-2501{day:02}-{n:04}")).unwrap();
+            let signed = SignedChange::sign(&doc_id, doc.get_last_local_change().unwrap(), &k).unwrap();
+            let back = SignedChange::decode(&signed.encode()).unwrap();
+            prop_assert_eq!(back.doc_id(), &doc_id);
+            prop_assert_eq!(back.hash(), signed.hash());
+            prop_assert_eq!(back.signer(), signed.signer());
+            prop_assert_eq!(back.encode(), signed.encode());
+        }
+
+        #[test]
         fn any_single_bit_flip_fails_verification(bit in 0usize..4096, epoch in 0u8..4) {
             // Why: an envelope altered anywhere by one bit must never verify.
             let k = key(7);

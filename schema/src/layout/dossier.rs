@@ -80,3 +80,98 @@ pub fn read_events(doc: &impl ReadDoc) -> Result<Vec<RecordedEvent>, LayoutError
 pub fn read(doc: &impl ReadDoc) -> Result<DossierState, LayoutError> {
     Ok(DossierState::fold(read_header(doc)?, read_events(doc)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ProcessingTime;
+    use crate::dossier::{Applicant, Channel, EventBody, ReturnMethod};
+    use crate::ids::{DossierCode, UnitCode};
+    use crate::timestamp::Timestamp;
+    use automerge::transaction::CommitOptions;
+    use automerge::{ActorId, Automerge, ReadDoc};
+    use proptest::prelude::*;
+
+    fn header() -> Header {
+        let unit = UnitCode::new("X1").unwrap();
+        Header {
+            code: DossierCode::parse("X1-250101-0001").unwrap(),
+            unit,
+            procedure_code: "1.004873".into(),
+            procedure_name: "Cấp Giấy xác nhận tình trạng hôn nhân".into(),
+            agency: "Tư pháp".into(),
+            processing: ProcessingTime::WorkingDays(3),
+            channel: Channel::Direct,
+            applicant: Applicant { name: "Trần Thị B".into(), id_number: "001099012345".into(), phone: String::new(), address: String::new() },
+            digitised: false,
+        }
+    }
+
+    fn body(kind: u8, t: i64) -> EventBody {
+        match kind % 9 {
+            0 => EventBody::Transferred { to_unit: UnitCode::new("P1").unwrap(), to_agency: None, note: String::new() },
+            1 => EventBody::SupplementRequested { reason: "thiếu".into() },
+            2 => EventBody::Supplemented { due_at: Timestamp(t + 500) },
+            3 => EventBody::PaymentRequested { amount_vnd: 10_000, note: String::new() },
+            4 => EventBody::Paid { amount_vnd: 10_000 },
+            5 => EventBody::Resolved { note: String::new() },
+            6 => EventBody::Returned { method: ReturnMethod::Counter },
+            7 => EventBody::Withdrawn { reason: String::new() },
+            _ => EventBody::Stopped { reason: "dừng".into() },
+        }
+    }
+
+    fn append_events(doc: &mut Automerge, actor: u8, kinds: &[u8]) {
+        doc.set_actor(ActorId::from(vec![actor; 40]));
+        for (i, k) in kinds.iter().enumerate() {
+            let t = i64::from(actor) * 1_000 + i as i64;
+            let event = Event { at: Timestamp(t), by: format!("cb{actor}"), unit: UnitCode::new("X1").unwrap(), body: body(*k, t) };
+            let mut tx = doc.transaction();
+            append(&mut tx, &event).unwrap();
+            tx.commit_with(CommitOptions::default().with_time(t));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fold_is_the_same_whatever_order_concurrent_events_merge_in(
+            a in proptest::collection::vec(0u8..9, 0..6),
+            b in proptest::collection::vec(0u8..9, 0..6),
+            c in proptest::collection::vec(0u8..9, 0..6),
+            order in 0usize..6,
+        ) {
+            // Why: two offices that act on one dossier while partitioned must end with the same
+            // state and the same conflicts on every node, whatever order the changes arrive in.
+            let mut origin = Automerge::new().with_actor(ActorId::from(vec![1u8; 40]));
+            let mut tx = origin.transaction();
+            let first = Event { at: Timestamp(0), by: "cb".into(), unit: UnitCode::new("X1").unwrap(), body: EventBody::Received { due_at: Timestamp(10_000) } };
+            create(&mut tx, &header(), &first).unwrap();
+            tx.commit_with(CommitOptions::default().with_time(0));
+            let mut replicas: Vec<Automerge> = (0..3).map(|_| origin.fork()).collect();
+            for (i, kinds) in [a, b, c].iter().enumerate() {
+                append_events(&mut replicas[i], 10 + i as u8, kinds);
+            }
+            // Every node receives every change, in a different order.
+            let perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+            let all_changes: Vec<Vec<automerge::Change>> = replicas.iter().map(|r| r.get_changes(&[])).collect();
+            let mut states = Vec::new();
+            for p in [perms[order], perms[(order + 3) % 6]] {
+                let mut node = Automerge::new();
+                for i in p {
+                    node.apply_changes(all_changes[i].iter().cloned()).unwrap();
+                }
+                states.push(read(&node).unwrap());
+            }
+            let mut merged = replicas[2].clone();
+            merged.merge(&mut replicas[0].clone()).unwrap();
+            merged.merge(&mut replicas[1].clone()).unwrap();
+            states.push(read(&merged).unwrap());
+            prop_assert_eq!(&states[0], &states[1]);
+            prop_assert_eq!(&states[0], &states[2]);
+            // Nothing is dropped: every event written anywhere is in the fold.
+            let written = 1 + replicas.iter().map(|r| read_events(r).unwrap().len() - 1).sum::<usize>();
+            prop_assert_eq!(states[0].events.len(), written);
+            prop_assert_eq!(states[0].events.len(), merged.length(&events_obj(&merged).unwrap()));
+        }
+    }
+}
