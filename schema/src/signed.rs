@@ -296,6 +296,23 @@ impl SignedChange {
     }
 }
 
+/// The signer key and signature of an envelope, read without verifying anything.
+///
+/// Only for showing envelopes that this node verified when it stored them (a dossier's history
+/// page shows who signed each change); re-verifying every signature on every page view would
+/// cost a curve operation per change for no new information. Never use it to decide trust.
+pub fn stored_signer_and_signature(bytes: &[u8]) -> Option<([u8; 32], [u8; 64])> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.u8().ok()? != ENVELOPE_FORMAT_VERSION {
+        return None;
+    }
+    let doc_id_len = usize::from(r.u8().ok()?);
+    r.take(doc_id_len).ok()?;
+    let key = r.take(32).ok()?.try_into().ok()?;
+    let sig = r.take(64).ok()?.try_into().ok()?;
+    Some((key, sig))
+}
+
 fn check_binding(change: &Change, signer: &VerifyingKey) -> Result<(), VerifyError> {
     if actor_key(change.actor_id()) == Some(*signer.as_bytes()) {
         Ok(())

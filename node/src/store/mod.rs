@@ -22,7 +22,7 @@ use motcua_schema::ids::DocId;
 use motcua_schema::layout;
 use motcua_schema::rating::Rating;
 use motcua_schema::report::Period;
-use motcua_schema::signed::SignedChange;
+use motcua_schema::signed::stored_signer_and_signature;
 use motcua_schema::summary::DossierSummary;
 use motcua_schema::timestamp::{Timestamp, date_key};
 use motcua_schema::trust::SignedRecord;
@@ -246,14 +246,15 @@ impl Store {
             let Some(env) = envelopes.get(&hash)? else {
                 continue;
             };
-            let signed = SignedChange::decode(env.value()).map_err(|e| corrupt("change", e))?;
+            let (signer, signature) = stored_signer_and_signature(env.value())
+                .ok_or_else(|| corrupt("change", "envelope header"))?;
             changes.push(ChangeInfo {
                 hash: hex::encode(hash),
-                signer: hex::encode(signed.signer().as_bytes()),
+                signer: hex::encode(signer),
                 actor: change.actor_id().to_hex_string(),
                 seq: change.seq(),
                 time: change.timestamp(),
-                signature: hex::encode(signed.signature().to_bytes()),
+                signature: hex::encode(signature),
                 deps: change.deps().iter().map(|d| hex::encode(d.0)).collect(),
             });
         }

@@ -1,7 +1,7 @@
 //! The dossier document.
 //!
 //! ```text
-//! { schema: 1, kind: "dossier", header: {Header fields}, events: [ {Event fields}, ... ] }
+//! { schema: 1, kind: "dossier", header: "<Header JSON>", events: [ "<Event JSON>", ... ] }
 //! ```
 //! The receiving unit creates `header` and `events` in the dossier's first change; every later
 //! change only appends to `events`. Concurrent appends from partitioned offices are all kept, in
@@ -10,9 +10,7 @@
 use automerge::transaction::Transactable;
 use automerge::{ObjId as ExId, ObjType, ROOT, ReadDoc, Value};
 
-use super::{
-    LayoutError, check_kind, decode, encode, object_actor, push_json, put_json, put_kind, read_json,
-};
+use super::{LayoutError, check_kind, object_actor, push_record, put_kind, put_record, read_record};
 use crate::dossier::{DossierState, Event, Header, RecordedEvent};
 
 const KIND: &str = "dossier";
@@ -24,15 +22,15 @@ pub fn create(
     first: &Event,
 ) -> Result<(), LayoutError> {
     put_kind(tx, KIND)?;
-    put_json(tx, &ROOT, "header", &encode(header))?;
+    put_record(tx, &ROOT, "header", header)?;
     let events = tx.put_object(ROOT, "events", ObjType::List)?;
-    push_json(tx, &events, &encode(first))
+    push_record(tx, &events, first)
 }
 
 /// Appends an event.
 pub fn append(tx: &mut impl Transactable, event: &Event) -> Result<(), LayoutError> {
     let events = events_obj(tx)?;
-    push_json(tx, &events, &encode(event))
+    push_record(tx, &events, event)
 }
 
 fn events_obj(doc: &impl ReadDoc) -> Result<ExId, LayoutError> {
@@ -45,11 +43,10 @@ fn events_obj(doc: &impl ReadDoc) -> Result<ExId, LayoutError> {
 /// Reads the header.
 pub fn read_header(doc: &impl ReadDoc) -> Result<Header, LayoutError> {
     check_kind(doc, KIND)?;
-    let header = match doc.get(ROOT, "header")? {
-        Some((Value::Object(ObjType::Map), id)) => read_json(doc, &id, 0)?,
-        _ => return Err(LayoutError::Field("header".into())),
-    };
-    decode("header", header)
+    match doc.get(ROOT, "header")? {
+        Some((value, _)) => read_record("header", &value),
+        None => Err(LayoutError::Field("header".into())),
+    }
 }
 
 /// Reads every event in document order with its id and author actor. An element that does not
@@ -62,11 +59,7 @@ pub fn read_events(doc: &impl ReadDoc) -> Result<Vec<RecordedEvent>, LayoutError
         let Some((value, id)) = doc.get(&events, i)? else {
             continue;
         };
-        let json = match value {
-            Value::Object(ObjType::Map) => read_json(doc, &id, 1)?,
-            _ => return Err(LayoutError::Field(format!("events[{i}]"))),
-        };
-        let event: Event = decode("event", json)?;
+        let event: Event = read_record("event", &value)?;
         out.push(RecordedEvent {
             id: id.to_string(),
             actor: object_actor(&id),

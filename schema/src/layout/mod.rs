@@ -6,9 +6,13 @@
 //! (`r/<id>`) rather than inside a shared container object, because two nodes that each create
 //! "the" container concurrently would produce two objects of which only one stays visible.
 //!
-//! Structured values are written as native Automerge maps, lists and scalars through a small
-//! bridge from `serde_json::Value`, so that an auditor reading a document with any Automerge
-//! implementation sees ordinary fields, not opaque blobs.
+//! Each record (a dossier header, an event, a rating, a registry record) is one string scalar
+//! holding its compact JSON text. Records are written once and never edited in place, so
+//! splitting them into Automerge map fields would buy no merge behaviour, and it costs: a
+//! header as a native map is about twenty operations, which made intake several times slower
+//! (measured with the intake benchmark). An auditor reading a document with any Automerge
+//! implementation still sees plain text, and the JSON is decoded into typed, validated domain
+//! values here.
 
 pub mod dossier;
 pub mod ratings;
@@ -16,13 +20,12 @@ pub mod registry;
 pub mod versioned;
 
 use automerge::transaction::Transactable;
-use automerge::{ObjId as ExId, ObjType, ReadDoc, ScalarValue, Value};
-use serde_json::{Map, Number, Value as Json};
+use automerge::{ObjId as ExId, ReadDoc, ScalarValue, Value};
 
 /// The layout version written into every document.
 pub const SCHEMA_VERSION: i64 = 1;
-/// Deepest nesting the bridge reads or writes.
-pub const JSON_DEPTH_MAX: usize = 8;
+/// Largest record text read back from a document, in bytes.
+pub const RECORD_SIZE_BYTES_MAX: usize = 64 * 1024;
 
 /// Why a document could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +55,14 @@ pub enum LayoutError {
         /// Serde's message.
         message: String,
     },
-    /// Nesting is deeper than [`JSON_DEPTH_MAX`].
-    #[error("value nested deeper than {JSON_DEPTH_MAX}")]
-    TooDeep,
 }
 
-/// Writes the `schema` and `kind` root keys.
+/// Writes the `schema` and `kind` root keys, unless the document already has them (documents
+/// that gain records over time, like a day's ratings, then carry them once, not per record).
 pub(crate) fn put_kind(tx: &mut impl Transactable, kind: &str) -> Result<(), LayoutError> {
+    if get_scalar(tx, &automerge::ROOT, "kind").is_some_and(|k| k.as_str() == Some(kind)) {
+        return Ok(());
+    }
     tx.put(automerge::ROOT, "schema", SCHEMA_VERSION)?;
     tx.put(automerge::ROOT, "kind", kind)?;
     Ok(())
@@ -88,177 +92,45 @@ pub(crate) fn get_scalar(doc: &impl ReadDoc, obj: &ExId, key: &str) -> Option<Sc
     }
 }
 
-fn scalar_of(n: &Number) -> ScalarValue {
-    if let Some(i) = n.as_i64() {
-        ScalarValue::Int(i)
-    } else if let Some(u) = n.as_u64() {
-        ScalarValue::Uint(u)
-    } else {
-        ScalarValue::F64(n.as_f64().unwrap_or(0.0))
-    }
-}
-
-fn scalar_json(value: &Json) -> Option<ScalarValue> {
-    Some(match value {
-        Json::Null => ScalarValue::Null,
-        Json::Bool(b) => ScalarValue::Boolean(*b),
-        Json::Number(n) => scalar_of(n),
-        Json::String(s) => ScalarValue::Str(s.as_str().into()),
-        Json::Array(_) | Json::Object(_) => return None,
-    })
-}
-
-/// Puts `value` at `obj[key]`: objects become maps, arrays lists, the rest scalars.
-pub(crate) fn put_json(
+/// Puts `value`'s JSON text at `obj[key]`.
+pub(crate) fn put_record<T: serde::Serialize>(
     tx: &mut impl Transactable,
     obj: &ExId,
     key: &str,
-    value: &Json,
+    value: &T,
 ) -> Result<(), LayoutError> {
-    put_json_depth(tx, obj, key, value, 0)
+    tx.put(obj, key, record_text(value))?;
+    Ok(())
 }
 
-fn put_json_depth(
-    tx: &mut impl Transactable,
-    obj: &ExId,
-    key: &str,
-    value: &Json,
-    depth: usize,
-) -> Result<(), LayoutError> {
-    if depth > JSON_DEPTH_MAX {
-        return Err(LayoutError::TooDeep);
-    }
-    match value {
-        Json::Object(map) => {
-            let child = tx.put_object(obj, key, ObjType::Map)?;
-            fill_map(tx, &child, map, depth + 1)
-        }
-        Json::Array(items) => {
-            let child = tx.put_object(obj, key, ObjType::List)?;
-            fill_list(tx, &child, items, depth + 1)
-        }
-        scalar => Ok(tx.put(obj, key, scalar_json(scalar).expect("scalar"))?),
-    }
-}
-
-/// Appends `value` to the end of list `obj` and returns the id of what was inserted (for a map
-/// or list; the list element's id for a scalar is not needed by any caller).
-pub(crate) fn push_json(
+/// Appends `value`'s JSON text to the end of list `list`.
+pub(crate) fn push_record<T: serde::Serialize>(
     tx: &mut impl Transactable,
     list: &ExId,
-    value: &Json,
+    value: &T,
 ) -> Result<(), LayoutError> {
     let index = tx.length(list);
-    insert_json(tx, list, index, value, 0)
-}
-
-fn insert_json(
-    tx: &mut impl Transactable,
-    list: &ExId,
-    index: usize,
-    value: &Json,
-    depth: usize,
-) -> Result<(), LayoutError> {
-    if depth > JSON_DEPTH_MAX {
-        return Err(LayoutError::TooDeep);
-    }
-    match value {
-        Json::Object(map) => {
-            let child = tx.insert_object(list, index, ObjType::Map)?;
-            fill_map(tx, &child, map, depth + 1)
-        }
-        Json::Array(items) => {
-            let child = tx.insert_object(list, index, ObjType::List)?;
-            fill_list(tx, &child, items, depth + 1)
-        }
-        scalar => Ok(tx.insert(list, index, scalar_json(scalar).expect("scalar"))?),
-    }
-}
-
-fn fill_map(
-    tx: &mut impl Transactable,
-    obj: &ExId,
-    map: &Map<String, Json>,
-    depth: usize,
-) -> Result<(), LayoutError> {
-    for (k, v) in map {
-        put_json_depth(tx, obj, k, v, depth)?;
-    }
+    tx.insert(list, index, record_text(value))?;
     Ok(())
 }
 
-fn fill_list(
-    tx: &mut impl Transactable,
-    obj: &ExId,
-    items: &[Json],
-    depth: usize,
-) -> Result<(), LayoutError> {
-    for (i, v) in items.iter().enumerate() {
-        insert_json(tx, obj, i, v, depth)?;
-    }
-    Ok(())
+fn record_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain types serialise to JSON")
 }
 
-/// Reads the object `obj` (a map or list) back as JSON.
-pub(crate) fn read_json(doc: &impl ReadDoc, obj: &ExId, depth: usize) -> Result<Json, LayoutError> {
-    if depth > JSON_DEPTH_MAX {
-        return Err(LayoutError::TooDeep);
-    }
-    match doc.object_type(obj)? {
-        ObjType::Map | ObjType::Table => {
-            let mut out = Map::new();
-            for key in doc.keys(obj) {
-                if let Some((value, id)) = doc.get(obj, key.as_str())? {
-                    out.insert(key, value_json(doc, value, &id, depth)?);
-                }
-            }
-            Ok(Json::Object(out))
-        }
-        ObjType::List => {
-            let mut out = Vec::new();
-            for i in 0..doc.length(obj) {
-                if let Some((value, id)) = doc.get(obj, i)? {
-                    out.push(value_json(doc, value, &id, depth)?);
-                }
-            }
-            Ok(Json::Array(out))
-        }
-        ObjType::Text => Ok(Json::String(doc.text(obj)?)),
-    }
-}
-
-fn value_json(
-    doc: &impl ReadDoc,
-    value: Value<'_>,
-    id: &ExId,
-    depth: usize,
-) -> Result<Json, LayoutError> {
-    Ok(match value {
-        Value::Object(_) => read_json(doc, id, depth + 1)?,
-        Value::Scalar(s) => match s.as_ref() {
-            ScalarValue::Str(s) => Json::String(s.to_string()),
-            ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::from(*i),
-            ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => Number::from_f64(*f).map_or(Json::Null, Json::Number),
-            ScalarValue::Boolean(b) => Json::Bool(*b),
-            ScalarValue::Counter(c) => Json::from(i64::from(c)),
-            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
-        },
-    })
-}
-
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+/// Decodes a record read back as a scalar value; `what` names it in errors.
+pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
     what: &'static str,
-    value: Json,
+    value: &Value<'_>,
 ) -> Result<T, LayoutError> {
-    serde_json::from_value(value).map_err(|e| LayoutError::Decode {
-        what,
-        message: e.to_string(),
-    })
-}
-
-pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Json {
-    serde_json::to_value(value).expect("domain types serialise to JSON")
+    let text = match value {
+        Value::Scalar(s) => s.as_str().ok_or_else(|| LayoutError::Field(what.to_owned()))?,
+        Value::Object(_) => return Err(LayoutError::Field(what.to_owned())),
+    };
+    if text.len() > RECORD_SIZE_BYTES_MAX {
+        return Err(LayoutError::Field(what.to_owned()));
+    }
+    serde_json::from_str(text).map_err(|e| LayoutError::Decode { what, message: e.to_string() })
 }
 
 /// The actor hex of the change that created object `id` (`<counter>@<actor>`).
