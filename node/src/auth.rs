@@ -236,10 +236,11 @@ impl Auth {
     ) -> Result<(String, User), AuthError> {
         {
             let failures = self.failures.lock().expect("limiter lock");
-            if let Some((count, since)) = failures.get(username) {
-                if *count >= LOGIN_FAILURES_COUNT_MAX && now.0 - since.0 < LOGIN_WINDOW_MS {
-                    return Err(AuthError::RateLimited);
-                }
+            if let Some((count, since)) = failures.get(username)
+                && *count >= LOGIN_FAILURES_COUNT_MAX
+                && now.0 - since.0 < LOGIN_WINDOW_MS
+            {
+                return Err(AuthError::RateLimited);
             }
         }
         let user: Option<User> = {

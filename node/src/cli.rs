@@ -8,15 +8,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
 use crate::auth::StaffRole;
-use crate::config::{
-    DEFAULT_LISTEN, DataDir, generate_key, parse_public_key, read_key, write_key,
-};
+use crate::config::{DEFAULT_LISTEN, DataDir, generate_key, parse_public_key, read_key, write_key};
 use crate::runtime::Node;
 use crate::setup::{self, InitOptions, Trust};
 use crate::writer::clock_now;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
 use motcua_schema::ids::UnitCode;
 use motcua_schema::report::{Period, compute};
 use motcua_schema::timestamp::{Timestamp, parse_date};

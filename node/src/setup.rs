@@ -24,6 +24,8 @@ use crate::writer::{Command, clock_now};
 pub const ENROLMENT_BACKDATE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Where a new node's trust comes from.
+// Made once per `init`; boxing the key would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Trust {
     /// Create a new province root here and enrol this node with it.
     NewRoot,

@@ -225,7 +225,6 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         replies.push(reply);
     }
     let effects = std::mem::take(&mut apply.effects);
-    drop(apply);
     let committed = match storage_failed {
         Some(message) => Err(message),
         None => tx.commit().map_err(|e| e.to_string()),

@@ -573,19 +573,19 @@ impl DossierState {
                 before.map_or("not yet received", Status::name)
             )
         });
-        if conflict.is_none() {
-            if let EventBody::ConflictResolved { event_id, .. } = &recorded.event.body {
-                match self
-                    .events
-                    .iter_mut()
-                    .find(|e| &e.id == event_id && e.conflict.is_some() && e.resolved_by.is_none())
-                {
-                    Some(target) => {
-                        target.resolved_by = Some(recorded.id.clone());
-                        self.open_conflicts -= 1;
-                    }
-                    None => conflict = Some(format!("no unresolved conflict with id {event_id}")),
+        if conflict.is_none()
+            && let EventBody::ConflictResolved { event_id, .. } = &recorded.event.body
+        {
+            match self
+                .events
+                .iter_mut()
+                .find(|e| &e.id == event_id && e.conflict.is_some() && e.resolved_by.is_none())
+            {
+                Some(target) => {
+                    target.resolved_by = Some(recorded.id.clone());
+                    self.open_conflicts -= 1;
                 }
+                None => conflict = Some(format!("no unresolved conflict with id {event_id}")),
             }
         }
         if conflict.is_none() {

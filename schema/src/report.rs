@@ -118,7 +118,7 @@ impl Serialize for Percent {
 }
 
 /// A count and its share of some whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Share {
     /// The count.
     pub count: u64,
@@ -201,15 +201,6 @@ pub struct Ratings {
     pub neutral: Share,
     /// Không hài lòng.
     pub dissatisfied: Share,
-}
-
-impl Default for Share {
-    fn default() -> Share {
-        Share {
-            count: 0,
-            percent: None,
-        }
-    }
 }
 
 /// The Decision 766/QĐ-TTg figures motcua can compute from its own records.
@@ -728,7 +719,7 @@ mod tests {
             procedure_code: "1.001193".into(),
             procedure_name: "Đăng ký khai sinh".into(),
             channel,
-            digitised: n % 2 == 0,
+            digitised: n.is_multiple_of(2),
             status: Some(if resolved.is_some() {
                 Status::Resolved
             } else {

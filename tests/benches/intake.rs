@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use motcua_tests::{TestNode, new_dossier};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[allow(clippy::disallowed_methods)] // a benchmark measures wall-clock time
@@ -32,7 +35,10 @@ async fn main() {
     let client = node.client("tiepnhan").await.unwrap();
     // Warm up: first requests open tables and fill caches.
     for i in 0..50 {
-        let (status, body) = client.post("/api/v1/dossiers", &new_dossier("1.004873", "online", i)).await.unwrap();
+        let (status, body) = client
+            .post("/api/v1/dossiers", &new_dossier("1.004873", "online", i))
+            .await
+            .unwrap();
         assert_eq!(status, 201, "{body}");
     }
     let next = Arc::new(AtomicU64::new(0));
@@ -48,7 +54,13 @@ async fn main() {
                     return latencies;
                 }
                 let t = Instant::now();
-                let (status, body) = client.post("/api/v1/dossiers", &new_dossier("1.004873", "online", 1_000 + n)).await.unwrap();
+                let (status, body) = client
+                    .post(
+                        "/api/v1/dossiers",
+                        &new_dossier("1.004873", "online", 1_000 + n),
+                    )
+                    .await
+                    .unwrap();
                 assert_eq!(status, 201, "{body}");
                 latencies.push(t.elapsed());
             }
@@ -62,8 +74,17 @@ async fn main() {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!("durable intake over HTTP: {total} dossiers, {clients} concurrent clients");
-    println!("  throughput {:.0} dossiers/s over {:.2} s", total as f64 / elapsed.as_secs_f64(), elapsed.as_secs_f64());
-    println!("  latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        pct(0.50).as_secs_f64() * 1e3, pct(0.90).as_secs_f64() * 1e3, pct(0.99).as_secs_f64() * 1e3, all[all.len() - 1].as_secs_f64() * 1e3);
+    println!(
+        "  throughput {:.0} dossiers/s over {:.2} s",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.90).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        all[all.len() - 1].as_secs_f64() * 1e3
+    );
     node.kill();
 }

@@ -33,7 +33,10 @@ pub fn run_motcua(bin: &Path, args: &[&str]) -> Result<String> {
         .output()
         .with_context(|| format!("running {} {args:?}", bin.display()))?;
     if !out.status.success() {
-        bail!("motcua {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "motcua {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -46,17 +49,46 @@ impl TestNode {
         run_motcua(
             bin,
             &[
-                "init", "--data-dir", d, "--unit", unit, "--unit-name", "Đơn vị thử nghiệm", "--role", role, "--new-root",
-                "--listen", "127.0.0.1:0", "--admin-password", TEST_PASSWORD,
+                "init",
+                "--data-dir",
+                d,
+                "--unit",
+                unit,
+                "--unit-name",
+                "Đơn vị thử nghiệm",
+                "--role",
+                role,
+                "--new-root",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-password",
+                TEST_PASSWORD,
             ],
         )?;
         for (user, role) in [("tiepnhan", "intake"), ("lanhdao", "leader")] {
             run_motcua(
                 bin,
-                &["user-add", "--data-dir", d, "--username", user, "--full-name", "Cán bộ thử nghiệm", "--role", role, "--password", TEST_PASSWORD],
+                &[
+                    "user-add",
+                    "--data-dir",
+                    d,
+                    "--username",
+                    user,
+                    "--full-name",
+                    "Cán bộ thử nghiệm",
+                    "--role",
+                    role,
+                    "--password",
+                    TEST_PASSWORD,
+                ],
             )?;
         }
-        Ok(TestNode { bin: bin.to_owned(), dir: dir.to_owned(), child: None, base: String::new() })
+        Ok(TestNode {
+            bin: bin.to_owned(),
+            dir: dir.to_owned(),
+            child: None,
+            base: String::new(),
+        })
     }
 
     /// The data directory.
@@ -69,7 +101,11 @@ impl TestNode {
         let addr_file = self.dir.join("http.addr");
         let _ = std::fs::remove_file(&addr_file);
         let child = Command::new(&self.bin)
-            .args(["serve", "--data-dir", self.dir.to_str().context("utf-8 dir")?])
+            .args([
+                "serve",
+                "--data-dir",
+                self.dir.to_str().context("utf-8 dir")?,
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -78,13 +114,17 @@ impl TestNode {
         self.child = Some(child);
         let mut waited = 0;
         loop {
-            if let Ok(text) = std::fs::read_to_string(&addr_file) {
-                if let Ok(addr) = text.trim().parse::<std::net::SocketAddr>() {
-                    self.base = format!("http://{addr}");
-                    return Ok(());
-                }
+            if let Ok(text) = std::fs::read_to_string(&addr_file)
+                && let Ok(addr) = text.trim().parse::<std::net::SocketAddr>()
+            {
+                self.base = format!("http://{addr}");
+                return Ok(());
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("motcua serve exited during start-up: {status}");
             }
             if waited > START_WAIT_MS_MAX {
@@ -105,7 +145,9 @@ impl TestNode {
 
     /// Signs in as `user` and returns a client.
     pub async fn client(&self, user: &str) -> Result<Client> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
         let resp = http
             .post(format!("{}/api/v1/session", self.base))
             .json(&json!({ "username": user, "password": TEST_PASSWORD }))
@@ -116,8 +158,15 @@ impl TestNode {
         if !status.is_success() {
             bail!("sign-in as {user} failed: {status} {body}");
         }
-        let token = body["token"].as_str().context("token in sign-in answer")?.to_owned();
-        Ok(Client { base: self.base.clone(), token, http })
+        let token = body["token"]
+            .as_str()
+            .context("token in sign-in answer")?
+            .to_owned();
+        Ok(Client {
+            base: self.base.clone(),
+            token,
+            http,
+        })
     }
 }
 
@@ -140,21 +189,37 @@ pub struct Client {
 impl Client {
     /// `POST path` with a JSON body; returns the status code and the JSON answer.
     pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let resp = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await?;
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
     /// `GET path`; returns the status code and the JSON answer.
     pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
     /// `GET path`; returns the status code and the body as text (CSV, HTML).
     pub async fn get_text(&self, path: &str) -> Result<(u16, String)> {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
         Ok((resp.status().as_u16(), resp.text().await?))
     }
 
@@ -176,6 +241,6 @@ pub fn new_dossier(procedure: &str, channel: &str, n: u64) -> Value {
             "phone": "0912345678",
             "address": "Thôn Thử Nghiệm",
         },
-        "digitised": n % 3 != 0,
+        "digitised": !n.is_multiple_of(3),
     })
 }

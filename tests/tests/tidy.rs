@@ -10,7 +10,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if path.is_dir() {
-            if !["target", "node_modules", ".git"].contains(&name.as_str()) && !name.starts_with('.') {
+            if !["target", "node_modules", ".git"].contains(&name.as_str())
+                && !name.starts_with('.')
+            {
                 rust_files(&path, out);
             }
         } else if name.ends_with(".rs") {
@@ -20,12 +22,19 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn workspace_files() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
     let mut files = Vec::new();
     for crate_dir in ["schema", "sync", "node", "simulator", "tests"] {
         rust_files(&root.join(crate_dir), &mut files);
     }
-    assert!(files.len() > 20, "tidy found too few files: {}", files.len());
+    assert!(
+        files.len() > 20,
+        "tidy found too few files: {}",
+        files.len()
+    );
     files
 }
 
@@ -40,13 +49,22 @@ fn every_rust_file_says_why_it_exists() {
             missing.push(path.display().to_string());
         }
     }
-    assert!(missing.is_empty(), "files without a //! module doc:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "files without a //! module doc:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
 fn no_stubs_debug_prints_or_ignored_tests() {
     // Why: a stub or an ignored test looks like work done and is not.
-    let forbidden = [concat!("dbg", "!("), concat!("todo", "!("), concat!("unimplemented", "!("), concat!("#[", "ignore")];
+    let forbidden = [
+        concat!("dbg", "!("),
+        concat!("todo", "!("),
+        concat!("unimplemented", "!("),
+        concat!("#[", "ignore"),
+    ];
     let mut found = Vec::new();
     for path in workspace_files() {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -56,5 +74,9 @@ fn no_stubs_debug_prints_or_ignored_tests() {
             }
         }
     }
-    assert!(found.is_empty(), "forbidden constructs:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "forbidden constructs:\n{}",
+        found.join("\n")
+    );
 }

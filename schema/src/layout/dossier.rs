@@ -10,7 +10,9 @@
 use automerge::transaction::Transactable;
 use automerge::{ObjId as ExId, ObjType, ROOT, ReadDoc, Value};
 
-use super::{LayoutError, check_kind, object_actor, push_record, put_kind, put_record, read_record};
+use super::{
+    LayoutError, check_kind, object_actor, push_record, put_kind, put_record, read_record,
+};
 use crate::dossier::{DossierState, Event, Header, RecordedEvent};
 
 const KIND: &str = "dossier";
@@ -95,22 +97,46 @@ mod tests {
             agency: "Tư pháp".into(),
             processing: ProcessingTime::WorkingDays(3),
             channel: Channel::Direct,
-            applicant: Applicant { name: "Trần Thị B".into(), id_number: "001099012345".into(), phone: String::new(), address: String::new() },
+            applicant: Applicant {
+                name: "Trần Thị B".into(),
+                id_number: "001099012345".into(),
+                phone: String::new(),
+                address: String::new(),
+            },
             digitised: false,
         }
     }
 
     fn body(kind: u8, t: i64) -> EventBody {
         match kind % 9 {
-            0 => EventBody::Transferred { to_unit: UnitCode::new("P1").unwrap(), to_agency: None, note: String::new() },
-            1 => EventBody::SupplementRequested { reason: "thiếu".into() },
-            2 => EventBody::Supplemented { due_at: Timestamp(t + 500) },
-            3 => EventBody::PaymentRequested { amount_vnd: 10_000, note: String::new() },
+            0 => EventBody::Transferred {
+                to_unit: UnitCode::new("P1").unwrap(),
+                to_agency: None,
+                note: String::new(),
+            },
+            1 => EventBody::SupplementRequested {
+                reason: "thiếu".into(),
+            },
+            2 => EventBody::Supplemented {
+                due_at: Timestamp(t + 500),
+            },
+            3 => EventBody::PaymentRequested {
+                amount_vnd: 10_000,
+                note: String::new(),
+            },
             4 => EventBody::Paid { amount_vnd: 10_000 },
-            5 => EventBody::Resolved { note: String::new() },
-            6 => EventBody::Returned { method: ReturnMethod::Counter },
-            7 => EventBody::Withdrawn { reason: String::new() },
-            _ => EventBody::Stopped { reason: "dừng".into() },
+            5 => EventBody::Resolved {
+                note: String::new(),
+            },
+            6 => EventBody::Returned {
+                method: ReturnMethod::Counter,
+            },
+            7 => EventBody::Withdrawn {
+                reason: String::new(),
+            },
+            _ => EventBody::Stopped {
+                reason: "dừng".into(),
+            },
         }
     }
 
@@ -118,7 +144,12 @@ mod tests {
         doc.set_actor(ActorId::from(vec![actor; 40]));
         for (i, k) in kinds.iter().enumerate() {
             let t = i64::from(actor) * 1_000 + i as i64;
-            let event = Event { at: Timestamp(t), by: format!("cb{actor}"), unit: UnitCode::new("X1").unwrap(), body: body(*k, t) };
+            let event = Event {
+                at: Timestamp(t),
+                by: format!("cb{actor}"),
+                unit: UnitCode::new("X1").unwrap(),
+                body: body(*k, t),
+            };
             let mut tx = doc.transaction();
             append(&mut tx, &event).unwrap();
             tx.commit_with(CommitOptions::default().with_time(t));
@@ -164,7 +195,7 @@ mod tests {
             // Nothing is dropped: every event written anywhere is in the fold.
             let written = 1 + replicas.iter().map(|r| read_events(r).unwrap().len() - 1).sum::<usize>();
             prop_assert_eq!(states[0].events.len(), written);
-            prop_assert_eq!(states[0].events.len(), merged.length(&events_obj(&merged).unwrap()));
+            prop_assert_eq!(states[0].events.len(), merged.length(events_obj(&merged).unwrap()));
         }
     }
 }

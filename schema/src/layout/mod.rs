@@ -124,13 +124,18 @@ pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
     value: &Value<'_>,
 ) -> Result<T, LayoutError> {
     let text = match value {
-        Value::Scalar(s) => s.as_str().ok_or_else(|| LayoutError::Field(what.to_owned()))?,
+        Value::Scalar(s) => s
+            .as_str()
+            .ok_or_else(|| LayoutError::Field(what.to_owned()))?,
         Value::Object(_) => return Err(LayoutError::Field(what.to_owned())),
     };
     if text.len() > RECORD_SIZE_BYTES_MAX {
         return Err(LayoutError::Field(what.to_owned()));
     }
-    serde_json::from_str(text).map_err(|e| LayoutError::Decode { what, message: e.to_string() })
+    serde_json::from_str(text).map_err(|e| LayoutError::Decode {
+        what,
+        message: e.to_string(),
+    })
 }
 
 /// The actor hex of the change that created object `id` (`<counter>@<actor>`).

@@ -24,12 +24,19 @@ async fn acknowledged_intake_survives_sigkill_twenty_times() {
     let mut node = TestNode::init(super::motcua(), tmp.path(), "000.01.01.H99", "commune").unwrap();
     let mut acknowledged: Vec<String> = Vec::new();
     for round in 0..ROUNDS_COUNT {
-        node.start().unwrap_or_else(|e| panic!("round {round}: store did not open cleanly: {e:#}"));
+        node.start()
+            .unwrap_or_else(|e| panic!("round {round}: store did not open cleanly: {e:#}"));
         let client = node.client("tiepnhan").await.unwrap();
         // Everything acknowledged in earlier rounds is still there.
         for code in &acknowledged {
-            let (status, _) = client.get(&format!("/api/v1/dossiers/{code}")).await.unwrap();
-            assert_eq!(status, 200, "round {round}: acknowledged dossier {code} lost");
+            let (status, _) = client
+                .get(&format!("/api/v1/dossiers/{code}"))
+                .await
+                .unwrap();
+            assert_eq!(
+                status, 200,
+                "round {round}: acknowledged dossier {code} lost"
+            );
         }
         let acks: Arc<Mutex<Vec<String>>> = Arc::default();
         let mut tasks = Vec::new();
@@ -38,9 +45,15 @@ async fn acknowledged_intake_survives_sigkill_twenty_times() {
             tasks.push(tokio::spawn(async move {
                 for i in 0.. {
                     let n = round * 1_000_000 + c * 10_000 + i;
-                    match client.post("/api/v1/dossiers", &new_dossier("1.004873", "direct", n)).await {
+                    match client
+                        .post("/api/v1/dossiers", &new_dossier("1.004873", "direct", n))
+                        .await
+                    {
                         Ok((201, body)) => {
-                            let code = body["summary"]["code"].as_str().expect("code in answer").to_owned();
+                            let code = body["summary"]["code"]
+                                .as_str()
+                                .expect("code in answer")
+                                .to_owned();
                             acks.lock().unwrap().push(code);
                         }
                         Ok((status, body)) => panic!("unexpected answer {status}: {body}"),
@@ -71,16 +84,30 @@ async fn acknowledged_intake_survives_sigkill_twenty_times() {
     node.start().unwrap();
     let client = node.client("tiepnhan").await.unwrap();
     for code in &acknowledged {
-        let (status, _) = client.get(&format!("/api/v1/dossiers/{code}")).await.unwrap();
-        assert_eq!(status, 200, "acknowledged dossier {code} lost after the last kill");
+        let (status, _) = client
+            .get(&format!("/api/v1/dossiers/{code}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            status, 200,
+            "acknowledged dossier {code} lost after the last kill"
+        );
     }
     let (_, status) = client.get("/api/v1/status").await.unwrap();
     let held = status["counts"]["dossiers"].as_u64().unwrap();
     // Requests in flight at a kill may have been written without being acknowledged, never
     // the other way round.
-    assert!(held >= acknowledged.len() as u64, "held {held} < acknowledged {}", acknowledged.len());
+    assert!(
+        held >= acknowledged.len() as u64,
+        "held {held} < acknowledged {}",
+        acknowledged.len()
+    );
     let mut unique = acknowledged.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), acknowledged.len(), "a dossier code was allocated twice");
+    assert_eq!(
+        unique.len(),
+        acknowledged.len(),
+        "a dossier code was allocated twice"
+    );
 }
