@@ -48,6 +48,7 @@ impl Node {
             }
         }
         let reference = Reference::load(&store).context("loading catalog and calendar")?;
+        let feed_head = store.feed_head().context("reading the feed head")?;
         // A fresh epoch per process: a node restored from a backup can never reuse an
         // (actor, seq) pair, because it never writes under an old actor again.
         let mut epoch = [0u8; 8];
@@ -63,6 +64,7 @@ impl Node {
             registry: Arc::new(RwLock::new(registry)),
             reference: Arc::new(RwLock::new(reference)),
             identity: Arc::new(identity),
+            feed: Arc::new(tokio::sync::watch::channel(feed_head).0),
         };
         let writer = Writer::start(shared.clone());
         Ok(Node {

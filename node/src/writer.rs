@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::commands::{CommandError, Ctx, EventRequest, Identity, NewDossier, NewRating};
 use crate::reference::Reference;
 use crate::store::Store;
+use crate::store::peers::{self, FeedMark};
 use crate::store::apply::{Applied, Apply};
 
 /// Most requests run in one write transaction.
@@ -51,12 +52,30 @@ pub enum Command {
     },
     /// Record a rating.
     Rate(NewRating),
-    /// Apply signed changes from elsewhere (a peer, a bundle, a restore).
+    /// Apply signed changes from elsewhere (a peer, a bundle, a restore). They were verified
+    /// (parsed, hashed, signature and actor binding checked) by whoever decoded them, off the
+    /// writer thread; enrolment, scope and equivocation are checked here, against the store.
     Import {
-        /// Encoded envelopes.
-        envelopes: Vec<Vec<u8>>,
+        /// The verified changes.
+        changes: Vec<SignedChange>,
+        /// How many envelopes of the same batch did not verify (already logged by the caller).
+        invalid: u64,
         /// Where they came from, for the reject log.
         origin: String,
+        /// A peer's feed position to store in the same transaction (replication checkpoint).
+        checkpoint: Option<([u8; 32], FeedMark)>,
+    },
+    /// Update what this node remembers about a peer (not its checkpoint, which only travels
+    /// with the changes it covers).
+    PeerSeen {
+        /// The peer's node key.
+        peer: [u8; 32],
+        /// The peer's acknowledgement of this node's feed, if it gave one.
+        acked: Option<FeedMark>,
+        /// Set when the two just caught up with each other.
+        caught_up: bool,
+        /// Set when a connection was just established.
+        connected: bool,
     },
     /// Write a catalog or calendar version (province).
     PutReference {
@@ -125,6 +144,9 @@ pub struct Shared {
     pub reference: Arc<RwLock<Reference>>,
     /// Who this node is.
     pub identity: Arc<Identity>,
+    /// The local feed's head, published after every commit that stored changes, so that
+    /// replication sessions push new changes to connected peers at once.
+    pub feed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The node's clock, read only here and in the drivers. Rural clocks drift; the reading is
@@ -241,6 +263,11 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         }
     }
     drop(registry);
+    if committed.is_ok()
+        && let Some(head) = effects.feed_head
+    {
+        shared.feed.send_replace(head);
+    }
     if committed.is_ok() && effects.config_changed {
         match Reference::load(&shared.store) {
             Ok(r) => *shared.reference.write().expect("reference lock") = r,
@@ -267,30 +294,41 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             .add_event(apply, &code, req, &by)
             .map(|s| Reply::Dossier(Box::new(s))),
         Command::Rate(req) => ctx.rate(apply, req).map(Reply::Rating),
-        Command::Import { envelopes, origin } => {
-            if envelopes.len() > IMPORT_CHANGES_COUNT_MAX {
+        Command::Import { changes, invalid, origin, checkpoint } => {
+            if changes.len() > IMPORT_CHANGES_COUNT_MAX {
                 return Err(CommandError::Invalid(format!(
                     "at most {IMPORT_CHANGES_COUNT_MAX} changes per import"
                 )));
             }
-            let mut report = ImportReport::default();
-            for bytes in envelopes {
-                let signed = match SignedChange::decode(&bytes) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(origin, reason = e.reason(), "change does not verify");
-                        report.invalid += 1;
-                        continue;
-                    }
-                };
-                match apply.change(&signed, None, &origin, ctx.now)? {
+            let mut report = ImportReport { invalid, ..ImportReport::default() };
+            for signed in &changes {
+                match apply.change(signed, None, &origin, ctx.now)? {
                     Applied::Stored(_) => report.stored += 1,
                     Applied::Duplicate => report.duplicate += 1,
                     Applied::Pending(_) => report.pending += 1,
                     Applied::Rejected(_) => report.rejected += 1,
                 }
             }
+            if let Some((peer, mark)) = checkpoint {
+                let mut state = peers::read_in(apply.tx(), &peer)?;
+                state.checkpoint = Some(mark);
+                peers::write_in(apply.tx(), &peer, &state)?;
+            }
             Ok(Reply::Imported(report))
+        }
+        Command::PeerSeen { peer, acked, caught_up, connected } => {
+            let mut state = peers::read_in(apply.tx(), &peer)?;
+            if acked.is_some() {
+                state.acked = acked;
+            }
+            if caught_up {
+                state.last_caught_up_at = Some(ctx.now);
+            }
+            if connected {
+                state.last_connected_at = Some(ctx.now);
+            }
+            peers::write_in(apply.tx(), &peer, &state)?;
+            Ok(Reply::Done)
         }
         Command::PutReference {
             kind,

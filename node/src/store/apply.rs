@@ -60,6 +60,8 @@ pub struct Effects {
     pub registry_changed: bool,
     /// The catalog or calendar document changed.
     pub config_changed: bool,
+    /// The local feed grew to this head.
+    pub feed_head: Option<u64>,
 }
 
 /// The pipeline bound to one write transaction.
@@ -203,9 +205,8 @@ impl<'t> Apply<'t> {
     /// Stores the envelope, indexes it by document and (actor, seq), and appends it to the feed.
     fn store_envelope(&mut self, signed: &SignedChange) -> Result<u64, StoreError> {
         let hash = signed.hash();
-        self.tx
-            .open_table(CHANGES)?
-            .insert(&hash, signed.encode().as_slice())?;
+        let envelope = signed.encode();
+        self.tx.open_table(CHANGES)?.insert(&hash, envelope.as_slice())?;
         self.tx
             .open_multimap_table(DOC_CHANGES)?
             .insert(signed.doc_id_text(), &hash)?;
@@ -216,7 +217,9 @@ impl<'t> Apply<'t> {
         )?;
         let mut feed = self.tx.open_table(FEED)?;
         let pos = feed.last()?.map_or(0, |(k, _)| k.value()) + 1;
-        feed.insert(pos, &hash)?;
+        let size = u32::try_from(envelope.len()).unwrap_or(u32::MAX);
+        feed.insert(pos, (&hash, size, signed.doc_id_text()))?;
+        self.effects.feed_head = Some(pos);
         Ok(pos)
     }
 
@@ -327,7 +330,11 @@ impl<'t> Apply<'t> {
         let mut due = self.tx.open_table(IDX_DUE)?;
         let mut applicant = self.tx.open_table(IDX_APPLICANT)?;
         let mut unit = self.tx.open_table(IDX_UNIT)?;
+        let mut transfer = self.tx.open_table(IDX_TRANSFER)?;
         if let Some(o) = &old {
+            for to in &o.transfers {
+                transfer.remove((to.as_str(), code))?;
+            }
             if let Some(s) = o.status {
                 status.remove((s.number(), code))?;
             }
@@ -348,6 +355,9 @@ impl<'t> Apply<'t> {
             }
         }
         applicant.insert((new.applicant_id_number.as_str(), code), ())?;
+        for to in &new.transfers {
+            transfer.insert((to.as_str(), code), ())?;
+        }
         unit.insert(
             (
                 new.unit.as_str(),
@@ -356,7 +366,7 @@ impl<'t> Apply<'t> {
             ),
             (),
         )?;
-        drop((status, due, applicant, unit));
+        drop((status, due, applicant, unit, transfer));
         let old_cells = old.as_ref().map(dossier_cells).unwrap_or_default();
         self.move_counters(&old_cells, &dossier_cells(new))?;
         let json = serde_json::to_string(new).expect("summary serialises");

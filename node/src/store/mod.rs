@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod counters;
+pub mod peers;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -173,6 +174,12 @@ impl Store {
                     meta.insert("format", STORE_FORMAT_VERSION.to_be_bytes().as_slice())?;
                 }
             }
+            if meta.get("store_id")?.is_none() {
+                let mut id = [0u8; 16];
+                rand::fill(&mut id);
+                id[0] |= 1; // never all zeros
+                meta.insert("store_id", id.as_slice())?;
+            }
             tx.open_table(CHANGES)?;
             tx.open_table(FEED)?;
             tx.open_multimap_table(DOC_CHANGES)?;
@@ -185,6 +192,8 @@ impl Store {
             tx.open_table(IDX_DUE)?;
             tx.open_table(IDX_APPLICANT)?;
             tx.open_table(IDX_UNIT)?;
+            tx.open_table(IDX_TRANSFER)?;
+            tx.open_table(PEERS)?;
             tx.open_table(COUNTERS)?;
             tx.open_table(RATINGS)?;
             tx.open_table(IDX_RATING_UNIT)?;
@@ -518,6 +527,14 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The id of this store, chosen when it was created.
+    pub fn store_id(&self) -> Result<[u8; 16], StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let v = meta.get("store_id")?.ok_or_else(|| corrupt("store id", "missing"))?;
+        v.value().try_into().map_err(|_| corrupt("store id", "length"))
     }
 
     /// The position of the last change in the local feed (0 when empty).

@@ -10,15 +10,18 @@
 
 use redb::{MultimapTableDefinition, TableDefinition};
 
-/// Node metadata: key → bytes. Keys: `format` (u32 BE store format), `created_at` (i64 BE ms).
+/// Node metadata: key → bytes. Keys: `format` (u32 BE store format), `store_id` (16 random
+/// bytes chosen when the store is created: peers' checkpoints of this node's feed refer to it).
 pub const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta-1");
 
 /// *Source.* Change hash (32 bytes) → signed change envelope (`motcua_schema::signed`, v1).
 pub const CHANGES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("changes-1");
 
-/// *Source.* Local feed position (u64, from 1, gapless) → change hash. The order in which this
-/// node stored changes; replication peers ask for "everything after position P".
-pub const FEED: TableDefinition<'_, u64, &[u8; 32]> = TableDefinition::new("feed-1");
+/// *Source.* Local feed position (u64, from 1, gapless) → (change hash, envelope size in bytes,
+/// document id). The order in which this node stored changes; replication peers ask for
+/// "everything after position P" in their scope, which the document id decides without reading
+/// the envelope.
+pub const FEED: TableDefinition<'_, u64, (&[u8; 32], u32, &str)> = TableDefinition::new("feed-2");
 
 /// Document id → hashes of the changes stored for it.
 pub const DOC_CHANGES: MultimapTableDefinition<'_, &str, &[u8; 32]> =
@@ -52,6 +55,15 @@ pub const IDX_DUE: TableDefinition<'_, (i64, &str), ()> = TableDefinition::new("
 /// (applicant ID number, dossier code) → (). Personal data: never leaves the node's API.
 pub const IDX_APPLICANT: TableDefinition<'_, (&str, &str), ()> =
     TableDefinition::new("idx-applicant-1");
+
+/// (unit a dossier was transferred to, dossier code) → (): the dossiers outside a commune's own
+/// numbering that are in its replication scope.
+pub const IDX_TRANSFER: TableDefinition<'_, (&str, &str), ()> = TableDefinition::new("idx-transfer-1");
+
+/// Peer node key (32 bytes) → JSON `replication::PeerState`: this node's durable checkpoint of
+/// the peer's feed (stored in the same transaction as the changes it covers), the peer's last
+/// acknowledged position of this node's feed, and when the two last caught up.
+pub const PEERS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("peers-1");
 
 /// (receiving unit, received instant ms, dossier code) → ().
 pub const IDX_UNIT: TableDefinition<'_, (&str, i64, &str), ()> = TableDefinition::new("idx-unit-1");
