@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod counters;
 pub mod tables;
+mod web_queries;
 
 use std::collections::BTreeMap;
 use std::path::Path;
