@@ -13,6 +13,7 @@ pub mod apply;
 pub mod counters;
 pub mod peers;
 pub mod tables;
+mod web_queries;
 
 use std::collections::BTreeMap;
 use std::path::Path;
