@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::auth::StaffRole;
-use crate::config::{DEFAULT_LISTEN, DataDir, generate_key, parse_public_key, read_key, write_key};
+use crate::config::{
+    DEFAULT_LISTEN, DEFAULT_SYNC_LISTEN, DataDir, SyncConfig, generate_key, parse_public_key, read_key, write_key};
 use crate::runtime::Node;
 use crate::setup::{self, InitOptions, Trust};
 use crate::writer::clock_now;
@@ -73,6 +74,12 @@ enum Cmd {
         records: Vec<PathBuf>,
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// UDP address of the replication endpoint.
+        #[arg(long, default_value = DEFAULT_SYNC_LISTEN)]
+        sync_listen: SocketAddr,
+        /// A relay run by the province, for nodes that cannot be dialled directly.
+        #[arg(long)]
+        relay_url: Option<String>,
         /// Password of the `admin` account (or MOTCUA_ADMIN_PASSWORD; asked on stdin otherwise).
         #[arg(long, env = "MOTCUA_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
@@ -223,6 +230,8 @@ fn run(cli: Cli) -> Result<()> {
             root_key_pub,
             records,
             listen,
+            sync_listen,
+            relay_url,
             admin_password,
         } => {
             let unit = UnitCode::new(&unit)?;
@@ -251,6 +260,7 @@ fn run(cli: Cli) -> Result<()> {
                 trust,
                 admin_password,
                 key: None,
+                sync: SyncConfig { enabled: true, listen: sync_listen, relay_url },
             })?;
             println!("Initialised {} ({})", data_dir.display(), node.config.unit);
             println!(

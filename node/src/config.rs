@@ -35,6 +35,57 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The province root public key, hex: the trust anchor.
     pub root_key: String,
+    /// Replication settings.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// The address book: peers this node dials.
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// Default UDP address the replication endpoint binds: every interface, a fixed port, so that a
+/// province can be dialled at a known address.
+pub const DEFAULT_SYNC_LISTEN: &str = "0.0.0.0:7300";
+
+/// How this node replicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncConfig {
+    /// Whether replication runs at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// UDP address of the iroh endpoint.
+    #[serde(default = "default_sync_listen")]
+    pub listen: SocketAddr,
+    /// A relay run by the province (`https://relay.example.gov.vn`), for nodes behind NAT that
+    /// cannot be dialled directly. No public relay and no public discovery are ever used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_sync_listen() -> SocketAddr {
+    DEFAULT_SYNC_LISTEN.parse().expect("valid default address")
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { enabled: true, listen: default_sync_listen(), relay_url: None }
+    }
+}
+
+/// One entry of the address book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerConfig {
+    /// A name for people (`Trung tâm tỉnh`).
+    pub name: String,
+    /// The peer's node key, hex (its iroh endpoint id).
+    pub node_key: String,
+    /// Direct UDP addresses to dial (`203.0.113.5:7300`).
+    #[serde(default)]
+    pub addrs: Vec<SocketAddr>,
 }
 
 /// Paths inside a data directory.
@@ -72,6 +123,11 @@ impl DataDir {
     /// Store path.
     pub fn store_path(&self) -> PathBuf {
         self.root.join("motcua.redb")
+    }
+
+    /// Bound replication (UDP) addresses file, one per line.
+    pub fn sync_addr_path(&self) -> PathBuf {
+        self.root.join("sync.addr")
     }
 
     /// Bound HTTP address file.

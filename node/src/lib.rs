@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod reference;
+pub mod replication;
 pub mod runtime;
 pub mod setup;
 pub mod store;

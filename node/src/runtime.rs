@@ -12,6 +12,7 @@ use crate::auth::Auth;
 use crate::commands::Identity;
 use crate::config::{Config, DataDir, parse_public_key};
 use crate::reference::Reference;
+use crate::replication::Replication;
 use crate::store::Store;
 use crate::writer::{Shared, Writer};
 
@@ -27,6 +28,8 @@ pub struct Node {
     pub writer: Writer,
     /// Accounts and sessions.
     pub auth: Arc<Auth>,
+    /// Replication, once started by `serve`.
+    pub replication: Option<Replication>,
 }
 
 impl Node {
@@ -73,7 +76,23 @@ impl Node {
             shared,
             writer,
             auth: Arc::new(Auth::new()),
+            replication: None,
         })
+    }
+
+    /// Starts replication if the config enables it, and writes the bound UDP address to
+    /// `sync.addr` (useful when the config asks for port 0, as tests do).
+    pub async fn start_replication(&mut self) -> Result<()> {
+        if !self.config.sync.enabled || self.replication.is_some() {
+            return Ok(());
+        }
+        let repl = Replication::start(self.shared.clone(), self.writer.clone(), &self.config.sync, &self.config.peers).await?;
+        let addrs: Vec<String> = repl.bound_addrs().iter().map(|a| a.to_string()).collect();
+        let path = self.dir.sync_addr_path();
+        std::fs::write(&path, addrs.join("\n")).with_context(|| format!("writing {}", path.display()))?;
+        tracing::info!(addrs = ?addrs, "replication endpoint bound");
+        self.replication = Some(repl);
+        Ok(())
     }
 
     /// The HTTP application of this node.
@@ -83,13 +102,15 @@ impl Node {
             writer: self.writer.clone(),
             auth: self.auth.clone(),
             unit_name: self.config.unit_name.clone().into(),
+            replication: self.replication.clone(),
         };
         router().merge(crate::web::routes()).with_state(state)
     }
 
     /// Binds `listen` (or the configured address) and serves until the process is stopped.
     /// Prints `motcua: listening on http://ADDR` once bound and writes it to `http.addr`.
-    pub async fn serve(self, listen: Option<SocketAddr>) -> Result<()> {
+    pub async fn serve(mut self, listen: Option<SocketAddr>) -> Result<()> {
+        self.start_replication().await?;
         let listen = listen.unwrap_or(self.config.listen);
         let listener = tokio::net::TcpListener::bind(listen)
             .await

@@ -15,7 +15,7 @@ use motcua_schema::timestamp::Timestamp;
 use motcua_schema::trust::{RecordBody, Role, SignedRecord};
 
 use crate::auth::StaffRole;
-use crate::config::{Config, DataDir, generate_key, parse_public_key, write_key};
+use crate::config::{Config, DataDir, SyncConfig, generate_key, parse_public_key, write_key};
 use crate::runtime::Node;
 use crate::writer::{Command, clock_now};
 
@@ -56,6 +56,8 @@ pub struct InitOptions {
     pub admin_password: String,
     /// The node key to use (a fresh one when `None`).
     pub key: Option<SigningKey>,
+    /// Replication settings.
+    pub sync: SyncConfig,
 }
 
 /// An enrolment record for `node`, signed by `root`.
@@ -147,6 +149,8 @@ pub fn init(opts: InitOptions) -> Result<Node> {
         role: opts.role,
         listen: opts.listen,
         root_key: hex::encode(root_pub.as_bytes()),
+        sync: opts.sync.clone(),
+        peers: Vec::new(),
     })?;
     let node = Node::open(dir)?;
     import_records(&node, records)?;

@@ -37,6 +37,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The unit's name, for pages and reports.
     pub unit_name: Arc<str>,
+    /// Replication, when this node runs it.
+    pub replication: Option<crate::replication::Replication>,
 }
 
 /// The API router.

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use motcua_node::auth::StaffRole;
 use motcua_node::commands::{EventRequest, NewDossier, NewRating};
-use motcua_node::config::{DataDir, generate_key};
+use motcua_node::config::{DataDir, SyncConfig, generate_key};
 use motcua_node::setup::{InitOptions, Trust, enrolment, init};
 use motcua_node::writer::{Command, Reply};
 use motcua_schema::dossier::{Applicant, Channel, ReturnMethod};
@@ -118,6 +118,7 @@ fn report_equals_independent_computation_from_raw_events() {
         },
         admin_password: "mat-khau-quan-tri".into(),
         key: Some(key),
+        sync: SyncConfig { enabled: false, ..SyncConfig::default() },
     })
     .unwrap();
     node.auth

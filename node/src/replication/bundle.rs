@@ -1,0 +1,153 @@
+//! Sneakernet: the replication protocol's change frames written to a file for a USB stick, and
+//! read back through the same verification and apply pipeline as the network path.
+//!
+//! Export cuts what one peer lacks, by the peer's enrolment scope, after the position of this
+//! node's feed the peer last acknowledged (or everything in its scope with `--all`, or when
+//! nothing is known). Import applies every frame that is intact, in order; a truncated or
+//! damaged frame stops the import there with a message naming the frame, and everything before
+//! it stays applied. Importing the same bundle twice stores nothing the second time.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use motcua_schema::signed::SignedChange;
+use motcua_sync::bundle::{BundleError, read_bundle, write_bundle};
+use serde::Serialize;
+
+use super::scope_of;
+use super::source::Snapshot;
+use crate::config::parse_public_key;
+use crate::runtime::Node;
+use crate::store::peers::FeedMark;
+use crate::writer::{Command, ImportReport, Reply};
+
+/// Largest bundle file read into memory, in bytes (a province's year is a few hundred MB).
+pub const BUNDLE_FILE_SIZE_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    /// Changes written.
+    pub changes: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Feed range `(after, upto]`.
+    pub after: u64,
+    /// End of the range.
+    pub upto: u64,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BundleImportReport {
+    /// Frames applied.
+    pub frames: u64,
+    /// Counts over all frames.
+    pub changes: ImportReport,
+    /// Why the import stopped early, if it did (the frames before it are applied).
+    pub stopped: Option<String>,
+}
+
+/// Writes a bundle for peer `peer_key` (hex) to `path`.
+pub fn export(node: &Node, peer_key: &str, all: bool, path: &Path) -> Result<ExportReport> {
+    let peer = *parse_public_key(peer_key).context("--for must be the peer's node key")?.as_bytes();
+    let scope = {
+        let registry = node.shared.registry.read().expect("registry lock");
+        let standing = registry
+            .standing(&peer)
+            .with_context(|| format!("{peer_key} is not enrolled in this node's trust registry"))?;
+        scope_of(standing.role, standing.unit.as_str())
+    };
+    let store_id = node.shared.store.store_id()?;
+    let after = match node.shared.store.peer_state(&peer)?.acked {
+        Some(mark) if !all && mark.store_id == store_id => mark.upto,
+        _ => 0,
+    };
+    let snapshot = Snapshot::new(&node.shared.store, store_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tmp = path.with_extension("partial");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
+    let key = *node.shared.identity.key.verifying_key().as_bytes();
+    let summary = write_bundle(&snapshot, &scope, after, Some(key), &mut file)
+        .with_context(|| format!("writing bundle {}", tmp.display()))?;
+    let file = file.into_inner().map_err(|e| e.into_error()).context("flushing bundle")?;
+    file.sync_all().context("syncing bundle")?;
+    // Renamed only when complete, so a half-written file never looks like a bundle.
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(ExportReport { changes: summary.changes, frames: summary.frames, bytes: summary.bytes, after, upto: summary.upto })
+}
+
+/// Applies the bundle at `path`.
+pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
+    let size = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    if size > BUNDLE_FILE_SIZE_BYTES_MAX {
+        bail!("{} is {size} bytes, larger than the {BUNDLE_FILE_SIZE_BYTES_MAX} bytes a bundle may be", path.display());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = read_bundle(&bytes).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), describe(&e)))?;
+    let header = reader.header().clone();
+    let origin = format!("bundle:{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let mut report = BundleImportReport::default();
+    for frame in reader.by_ref() {
+        let envelopes = match frame {
+            Ok(envelopes) => envelopes,
+            Err(e) => {
+                report.stopped = Some(describe(&e));
+                break;
+            }
+        };
+        let mut changes = Vec::with_capacity(envelopes.len());
+        let mut invalid = 0;
+        for env in &envelopes {
+            match SignedChange::decode(env) {
+                Ok(c) => changes.push(c),
+                Err(e) => {
+                    tracing::warn!(origin, reason = e.reason(), "bundled change does not verify");
+                    invalid += 1;
+                }
+            }
+        }
+        let reply = node
+            .writer
+            .submit_blocking(Command::Import { changes, invalid, origin: origin.clone(), checkpoint: None }, None)
+            .context("applying a bundle frame")?;
+        if let Reply::Imported(r) = reply {
+            let c = &mut report.changes;
+            c.stored += r.stored;
+            c.duplicate += r.duplicate;
+            c.pending += r.pending;
+            c.rejected += r.rejected;
+            c.invalid += r.invalid;
+        }
+        report.frames += 1;
+    }
+    // A complete bundle cut for this node's scope, continuing from where this node already
+    // holds the source's feed, advances the checkpoint: the next network session resumes after it.
+    let own_scope = scope_of(node.shared.identity.role, node.shared.identity.unit.as_str());
+    if reader.is_complete()
+        && report.stopped.is_none()
+        && header.scope == own_scope
+        && let Some(source) = header.node_key
+        && (header.after == 0
+            || node.shared.store.peer_state(&source)?.checkpoint.is_some_and(|m| m.store_id == header.store_id && m.upto >= header.after))
+    {
+        let mark = FeedMark { store_id: header.store_id, upto: header.upto };
+        node.writer
+            .submit_blocking(Command::Import { changes: Vec::new(), invalid: 0, origin, checkpoint: Some((source, mark)) }, None)
+            .context("storing the bundle's checkpoint")?;
+    }
+    Ok(report)
+}
+
+fn describe(e: &BundleError) -> String {
+    match e {
+        BundleError::NotABundle => "tệp không phải gói dữ liệu motcua (not a motcua bundle)".to_owned(),
+        BundleError::Version(v) => format!("gói dữ liệu phiên bản {v} không được hỗ trợ ({e})"),
+        BundleError::Header(what) => format!("phần đầu gói dữ liệu bị hỏng: {what} ({e})"),
+        BundleError::Truncated { frame } => format!("gói dữ liệu bị cắt cụt ở khung {frame}; các khung trước đó đã được nhập ({e})"),
+        BundleError::Corrupt { frame } => format!("khung {frame} của gói dữ liệu bị hỏng hoặc bị sửa; các khung trước đó đã được nhập ({e})"),
+    }
+}

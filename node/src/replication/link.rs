@@ -1,0 +1,254 @@
+//! One replication link: a QUIC connection to one peer running one `motcua_sync::Session`.
+//!
+//! The dialer opens one bidirectional stream and speaks first (its `Hello`). Messages are framed
+//! as a 4-byte big-endian length and the encoded message, at most `MESSAGE_SIZE_BYTES_MAX`.
+//! A reader task turns the stream into frames on a bounded channel, so that the driver loop can
+//! wait on frames, timers, the local feed and the link switch at once without ever cancelling a
+//! half-read frame.
+//!
+//! Each `Apply` batch is verified on the blocking pool (signatures cost a curve operation each)
+//! and then written through the writer with the peer's checkpoint, in one durable transaction;
+//! only then is the session told, so a crash at any byte loses nothing that was acknowledged.
+
+use std::time::Duration;
+
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use motcua_schema::signed::SignedChange;
+use motcua_sync::wire::MESSAGE_SIZE_BYTES_MAX;
+use motcua_sync::{ApplyReport, Checkpoint, Event, Local, Scope, Session, SessionConfig};
+use tokio::sync::mpsc;
+
+use super::source::Snapshot;
+use super::{ANTI_ENTROPY_INTERVAL_MS, Replication};
+use crate::store::peers::FeedMark;
+use crate::writer::{Command, Reply};
+
+/// Frames read ahead of the driver loop, in frames.
+pub const READ_AHEAD_FRAMES_MAX: usize = 8;
+
+/// Runs the link until it fails, the peer leaves, or the link is cut. Returns why it ended.
+pub async fn run(
+    repl: &Replication,
+    conn: Connection,
+    peer: [u8; 32],
+    peer_scope: Scope,
+    dialer: bool,
+) -> Result<(), String> {
+    let inner = &repl.inner;
+    let (mut send, recv) = if dialer {
+        conn.open_bi().await.map_err(|e| format!("mở luồng: {e}"))?
+    } else {
+        conn.accept_bi().await.map_err(|e| format!("nhận luồng: {e}"))?
+    };
+    let shared = &inner.shared;
+    let own_scope = super::scope_of(shared.identity.role, shared.identity.unit.as_str());
+    let saved = shared.store.peer_state(&peer).map_err(|e| e.to_string())?;
+    let local = Local {
+        store_id: inner.store_id,
+        feed_head: shared.store.feed_head().map_err(|e| e.to_string())?,
+        checkpoint: saved.checkpoint.map(|m| Checkpoint { peer_store_id: m.store_id, upto: m.upto }),
+        scope: own_scope,
+    };
+    let config = SessionConfig { anti_entropy_interval_ms: Some(ANTI_ENTROPY_INTERVAL_MS), ..SessionConfig::default() };
+    let mut session = Session::new(config, local, peer_scope, repl.now_ms());
+    let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD_FRAMES_MAX);
+    let reader = tokio::spawn(read_frames(recv, frames_tx));
+    let mut feed = shared.feed.subscribe();
+    let mut switch = repl.link_switch(peer).subscribe();
+    let origin = format!("peer:{}", hex::encode(&peer[..8]));
+    let _ = inner
+        .writer
+        .submit(Command::PeerSeen { peer, acked: None, caught_up: false, connected: true })
+        .await;
+    let mut base = session.stats();
+    let outcome = loop {
+        // Send what the session has to say, then act on what it asks.
+        while let Some(msg) = session.poll_transmit() {
+            let sent = match msg.encode() {
+                Ok(bytes) => write_frame(&mut send, &bytes).await.map_err(|e| format!("gửi: {e}")),
+                Err(e) => Err(format!("mã hóa thông điệp {}: {e}", msg.name())),
+            };
+            if let Err(e) = sent {
+                session.close();
+                reader.abort();
+                return Err(e);
+            }
+        }
+        let mut failed = None;
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::Apply { batch, envelopes, checkpoint } => {
+                    let report = apply(repl, peer, &origin, envelopes, checkpoint).await;
+                    match report {
+                        Ok(report) => {
+                            let snap = snapshot(repl)?;
+                            tokio::task::block_in_place(|| session.applied(repl.now_ms(), batch, report, &snap));
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                Event::CaughtUp { .. } => {
+                    let _ = inner
+                        .writer
+                        .submit(Command::PeerSeen { peer, acked: None, caught_up: true, connected: false })
+                        .await;
+                    repl.update(peer, |s| s.last_caught_up_at = Some(crate::writer::clock_now()));
+                }
+                Event::PeerHello { checkpoint_valid, .. } => {
+                    tracing::debug!(peer = %hex::encode(&peer[..4]), checkpoint_valid, "peer said hello");
+                }
+                Event::ReconcileDone(report) => {
+                    tracing::info!(peer = %hex::encode(&peer[..4]), ?report, "reconciliation done");
+                }
+                Event::Failed { reason } => {
+                    failed = Some(reason.to_string());
+                    break;
+                }
+            }
+        }
+        publish_stats(repl, peer, &session, &mut base);
+        if let Some(e) = failed {
+            break Err(e);
+        }
+        if session.is_closed() {
+            break Ok(());
+        }
+        // Wait for the next thing to happen.
+        let deadline = session.poll_timeout().map(|at| at.saturating_sub(repl.now_ms()));
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(Ok(bytes)) => {
+                    let snap = snapshot(repl)?;
+                    tokio::task::block_in_place(|| session.handle_bytes(repl.now_ms(), &bytes, &snap));
+                }
+                Some(Err(e)) => break Err(e),
+                None => break Err("kết nối đóng".to_owned()),
+            },
+            _ = sleep_for(deadline) => {
+                let snap = snapshot(repl)?;
+                tokio::task::block_in_place(|| session.handle_timeout(repl.now_ms(), &snap));
+            }
+            changed = feed.changed() => {
+                if changed.is_ok() {
+                    let snap = snapshot(repl)?;
+                    tokio::task::block_in_place(|| session.local_feed_advanced(repl.now_ms(), &snap));
+                }
+            }
+            changed = switch.changed() => {
+                if changed.is_err() || !*switch.borrow() {
+                    session.close();
+                    break Err("liên kết bị ngắt theo yêu cầu".to_owned());
+                }
+            }
+        }
+    };
+    // Flush whatever the session said last (e.g. its error message) before closing.
+    while let Some(msg) = session.poll_transmit() {
+        if let Ok(bytes) = msg.encode() {
+            let _ = write_frame(&mut send, &bytes).await;
+        }
+    }
+    let _ = send.finish();
+    reader.abort();
+    conn.close(0u32.into(), b"bye");
+    outcome
+}
+
+fn snapshot(repl: &Replication) -> Result<Snapshot, String> {
+    Snapshot::new(&repl.inner.shared.store, repl.inner.store_id).map_err(|e| e.to_string())
+}
+
+async fn sleep_for(ms: Option<u64>) {
+    match ms {
+        Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Verifies a batch off the async threads, then applies it with its checkpoint.
+async fn apply(
+    repl: &Replication,
+    peer: [u8; 32],
+    origin: &str,
+    envelopes: Vec<Vec<u8>>,
+    checkpoint: Option<Checkpoint>,
+) -> Result<ApplyReport, String> {
+    let origin_owned = origin.to_owned();
+    let (changes, invalid) = tokio::task::spawn_blocking(move || {
+        let mut changes = Vec::with_capacity(envelopes.len());
+        let mut invalid = 0u64;
+        for bytes in &envelopes {
+            match SignedChange::decode(bytes) {
+                Ok(c) => changes.push(c),
+                Err(e) => {
+                    tracing::warn!(origin = origin_owned, reason = e.reason(), "received change does not verify");
+                    invalid += 1;
+                }
+            }
+        }
+        (changes, invalid)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let command = Command::Import {
+        changes,
+        invalid,
+        origin: origin.to_owned(),
+        checkpoint: checkpoint.map(|c| (peer, FeedMark { store_id: c.peer_store_id, upto: c.upto })),
+    };
+    match repl.inner.writer.submit(command).await {
+        Ok(Reply::Imported(r)) => Ok(ApplyReport {
+            stored: r.stored + r.pending,
+            duplicate: r.duplicate,
+            rejected: r.rejected + r.invalid,
+        }),
+        Ok(_) => Err("unexpected writer reply".to_owned()),
+        Err(e) => Err(format!("ghi dữ liệu nhận được: {e}")),
+    }
+}
+
+fn publish_stats(repl: &Replication, peer: [u8; 32], session: &Session, base: &mut motcua_sync::session::Stats) {
+    let now = session.stats();
+    let delta = |a: u64, b: u64| a.saturating_sub(b);
+    repl.update(peer, |s| {
+        s.changes_sent += delta(now.changes_sent, base.changes_sent);
+        s.bytes_sent += delta(now.envelope_bytes_sent, base.envelope_bytes_sent);
+        s.changes_received += delta(now.changes_received, base.changes_received);
+        s.bytes_received += delta(now.envelope_bytes_received, base.envelope_bytes_received);
+        s.rejects += delta(now.rejects_reported, base.rejects_reported);
+        s.behind = now.behind();
+    });
+    *base = now;
+}
+
+async fn write_frame(send: &mut SendStream, bytes: &[u8]) -> Result<(), String> {
+    let len = u32::try_from(bytes.len()).map_err(|_| "frame too large".to_owned())?;
+    send.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
+    send.write_all(bytes).await.map_err(|e| e.to_string())
+}
+
+async fn read_frames(mut recv: RecvStream, out: mpsc::Sender<Result<Vec<u8>, String>>) {
+    loop {
+        let mut len = [0u8; 4];
+        if let Err(e) = recv.read_exact(&mut len).await {
+            let _ = out.send(Err(format!("nhận: {e}"))).await;
+            return;
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MESSAGE_SIZE_BYTES_MAX {
+            let _ = out.send(Err(format!("thông điệp {len} byte vượt giới hạn {MESSAGE_SIZE_BYTES_MAX}"))).await;
+            return;
+        }
+        let mut buf = vec![0u8; len];
+        if let Err(e) = recv.read_exact(&mut buf).await {
+            let _ = out.send(Err(format!("nhận: {e}"))).await;
+            return;
+        }
+        if out.send(Ok(buf)).await.is_err() {
+            return;
+        }
+    }
+}

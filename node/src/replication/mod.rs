@@ -1,0 +1,337 @@
+//! Replication: this node's iroh endpoint, its links to peers, and the status of each.
+//!
+//! The protocol itself is `motcua_sync::Session` (sans-IO); this module is its driver. It
+//! owns the network (iroh, no public relay, no public discovery: peers are dialled by node key
+//! and direct address from the config's address book, or reach us), the clock, and the writes:
+//! every batch a session hands over is verified off the writer thread and then applied through
+//! the one apply pipeline, with the peer's checkpoint in the same durable transaction.
+//!
+//! - `source`: the store as the protocol reads it;
+//! - `link`: one connection to one peer, running one session;
+//! - `bundle`: the same changes written to and read from a file, for USB transfer.
+//!
+//! The node's iroh secret key is its signing key, so the peer identity the QUIC handshake proves
+//! is the identity that signs changes; only keys enrolled and unrevoked in the trust registry
+//! are served.
+
+pub mod bundle;
+mod link;
+pub mod source;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use iroh::endpoint::{QuicTransportConfig, presets};
+use iroh::{Endpoint, EndpointAddr, RelayMap, RelayMode, RelayUrl, SecretKey};
+use motcua_schema::timestamp::Timestamp;
+use motcua_schema::trust::{Registry, Role};
+use motcua_sync::Scope;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::{PeerConfig, SyncConfig, parse_public_key};
+use crate::writer::{Shared, Writer};
+
+/// The ALPN of the replication protocol; a peer speaking another gets no connection at all.
+pub const ALPN: &[u8] = b"motcua/sync/1";
+/// Longest wait for a dial to complete, in milliseconds.
+pub const DIAL_TIMEOUT_MS: u64 = 10_000;
+/// First wait before redialling a peer after a failure, in milliseconds.
+pub const REDIAL_BACKOFF_MS_MIN: u64 = 500;
+/// Longest wait between redials, in milliseconds.
+pub const REDIAL_BACKOFF_MS_MAX: u64 = 60_000;
+/// QUIC keep-alive interval, in milliseconds: a lost link shows as an idle timeout soon.
+pub const KEEP_ALIVE_MS: u64 = 2_000;
+/// QUIC idle timeout, in milliseconds: a link silent this long is considered lost.
+pub const IDLE_TIMEOUT_MS: u64 = 8_000;
+/// How often a connected session runs anti-entropy reconciliation, in milliseconds.
+pub const ANTI_ENTROPY_INTERVAL_MS: u64 = 30 * 60 * 1000;
+
+/// What the status pages and the API show about one peer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStatus {
+    /// Node key, hex.
+    pub node_key: String,
+    /// Name from the address book, or the unit name from the registry.
+    pub name: String,
+    /// The peer's unit code, from its enrolment.
+    pub unit: Option<String>,
+    /// The peer's role, from its enrolment.
+    pub role: Option<Role>,
+    /// Addresses this node dials it at (empty: it dials us).
+    pub addrs: Vec<SocketAddr>,
+    /// Whether a session is running now.
+    pub connected: bool,
+    /// Whether the link is enabled (an operator or the demo may cut it).
+    pub link_enabled: bool,
+    /// When a connection was last established (this node's clock).
+    pub last_connected_at: Option<Timestamp>,
+    /// When the two last caught up with each other: the freshness of what this node holds
+    /// of the peer's records.
+    pub last_caught_up_at: Option<Timestamp>,
+    /// Changes sent to it (all sessions since start-up).
+    pub changes_sent: u64,
+    /// Envelope bytes sent to it.
+    pub bytes_sent: u64,
+    /// Changes received from it.
+    pub changes_received: u64,
+    /// Envelope bytes received from it.
+    pub bytes_received: u64,
+    /// Received changes refused by verification or authorisation.
+    pub rejects: u64,
+    /// How many positions of its feed this node has not yet durably applied, as last known.
+    pub behind: u64,
+    /// The last error, for people.
+    pub last_error: Option<String>,
+}
+
+/// The replication side of a running node.
+#[derive(Clone)]
+pub struct Replication {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Shared,
+    writer: Writer,
+    endpoint: Endpoint,
+    store_id: [u8; 16],
+    statuses: Mutex<BTreeMap<[u8; 32], PeerStatus>>,
+    active: Mutex<HashSet<[u8; 32]>>,
+    /// Per-peer link switches; `false` cuts the link (the session ends, no redial, incoming
+    /// connections from the peer are refused) until switched back on.
+    links: Mutex<BTreeMap<[u8; 32], watch::Sender<bool>>>,
+    started: std::time::Instant,
+}
+
+/// The receive scope of a node with this role and unit.
+pub fn scope_of(role: Role, unit: &str) -> Scope {
+    match role {
+        Role::Province | Role::Auditor => Scope::All,
+        Role::Commune => Scope::Unit { unit: unit.to_owned() },
+    }
+}
+
+fn key_bytes(hex_key: &str) -> Result<[u8; 32]> {
+    Ok(*parse_public_key(hex_key)?.as_bytes())
+}
+
+impl Replication {
+    /// Binds the endpoint, starts accepting, and starts dialling every peer of the address book.
+    pub async fn start(shared: Shared, writer: Writer, config: &SyncConfig, peers: &[PeerConfig]) -> Result<Replication> {
+        let secret = SecretKey::from_bytes(&shared.identity.key.to_bytes());
+        let transport = QuicTransportConfig::builder()
+            .keep_alive_interval(Duration::from_millis(KEEP_ALIVE_MS))
+            .max_idle_timeout(Some(Duration::from_millis(IDLE_TIMEOUT_MS).try_into().context("idle timeout")?))
+            .build();
+        let relay = match &config.relay_url {
+            Some(url) => {
+                let url: RelayUrl = url.parse().with_context(|| format!("relay url {url}"))?;
+                RelayMode::Custom(RelayMap::from(url))
+            }
+            None => RelayMode::Disabled,
+        };
+        // `Minimal`: no public relays, no public address lookup; only what is configured here.
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(secret)
+            .alpns(vec![ALPN.to_vec()])
+            .relay_mode(relay)
+            .transport_config(transport)
+            .clear_ip_transports()
+            .bind_addr(config.listen)
+            .with_context(|| format!("sync address {}", config.listen))?
+            .bind()
+            .await
+            .with_context(|| format!("binding the replication endpoint on {}", config.listen))?;
+        let store_id = shared.store.store_id().context("reading the store id")?;
+        let inner = Arc::new(Inner {
+            shared,
+            writer,
+            endpoint,
+            store_id,
+            statuses: Mutex::new(BTreeMap::new()),
+            active: Mutex::new(HashSet::new()),
+            links: Mutex::new(BTreeMap::new()),
+            started: std::time::Instant::now(),
+        });
+        let repl = Replication { inner };
+        for (key, state) in repl.inner.shared.store.peer_states().context("reading peer states")? {
+            let mut statuses = repl.inner.statuses.lock().expect("status lock");
+            let s = statuses.entry(key).or_default();
+            s.node_key = hex::encode(key);
+            s.link_enabled = true;
+            s.last_caught_up_at = state.last_caught_up_at;
+            s.last_connected_at = state.last_connected_at;
+        }
+        for peer in peers {
+            let key = key_bytes(&peer.node_key).with_context(|| format!("peer {} node_key", peer.name))?;
+            repl.update(key, |s| {
+                s.name = peer.name.clone();
+                s.addrs = peer.addrs.clone();
+            });
+            if !peer.addrs.is_empty() {
+                let r = repl.clone();
+                let addr = EndpointAddr::from_parts(
+                    iroh::PublicKey::from_bytes(&key).context("peer key")?,
+                    peer.addrs.iter().map(|a| iroh::TransportAddr::Ip(*a)),
+                );
+                tokio::spawn(async move { r.dial_loop(key, addr).await });
+            }
+        }
+        let r = repl.clone();
+        tokio::spawn(async move { r.accept_loop().await });
+        Ok(repl)
+    }
+
+    /// The UDP addresses the endpoint is bound to.
+    pub fn bound_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.endpoint.bound_sockets()
+    }
+
+    /// Every known peer's status, with unit and role from the registry.
+    pub fn statuses(&self) -> Vec<PeerStatus> {
+        let registry = self.inner.shared.registry.read().expect("registry lock");
+        let statuses = self.inner.statuses.lock().expect("status lock");
+        statuses
+            .iter()
+            .map(|(key, s)| {
+                let mut s = s.clone();
+                if let Some(standing) = registry.standing(key) {
+                    s.unit = Some(standing.unit.to_string());
+                    s.role = Some(standing.role);
+                    if s.name.is_empty() {
+                        s.name = standing.unit_name.clone();
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// Cuts (`false`) or restores (`true`) the link to a peer.
+    pub fn set_link(&self, key: [u8; 32], enabled: bool) {
+        self.link_switch(key).send_replace(enabled);
+        self.update(key, |s| s.link_enabled = enabled);
+    }
+
+    fn link_switch(&self, key: [u8; 32]) -> watch::Sender<bool> {
+        let mut links = self.inner.links.lock().expect("links lock");
+        links.entry(key).or_insert_with(|| watch::channel(true).0).clone()
+    }
+
+    fn update(&self, key: [u8; 32], f: impl FnOnce(&mut PeerStatus)) {
+        let mut statuses = self.inner.statuses.lock().expect("status lock");
+        let s = statuses.entry(key).or_insert_with(|| PeerStatus {
+            node_key: hex::encode(key),
+            link_enabled: true,
+            ..PeerStatus::default()
+        });
+        f(s);
+    }
+
+    /// Milliseconds on this process's monotonic clock: the sessions' time base.
+    fn now_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
+    }
+
+    /// The receive scope of `key` if it may replicate now, from its enrolment.
+    fn admitted(&self, key: &[u8; 32]) -> Result<Scope, String> {
+        let registry: std::sync::RwLockReadGuard<'_, Registry> = self.inner.shared.registry.read().expect("registry lock");
+        let standing = registry
+            .check_key(key, crate::writer::clock_now())
+            .map_err(|e| e.to_string())?;
+        Ok(scope_of(standing.role, standing.unit.as_str()))
+    }
+
+    async fn dial_loop(self, key: [u8; 32], addr: EndpointAddr) {
+        let mut switch = self.link_switch(key).subscribe();
+        let mut backoff_ms = REDIAL_BACKOFF_MS_MIN;
+        loop {
+            if !*switch.borrow_and_update() {
+                if switch.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let attempt = tokio::time::timeout(
+                Duration::from_millis(DIAL_TIMEOUT_MS),
+                self.inner.endpoint.connect(addr.clone(), ALPN),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(conn)) => {
+                    backoff_ms = REDIAL_BACKOFF_MS_MIN;
+                    self.run(conn, key, true).await;
+                }
+                Ok(Err(e)) => self.update(key, |s| s.last_error = Some(format!("không kết nối được: {e}"))),
+                Err(_) => self.update(key, |s| s.last_error = Some(format!("không kết nối được trong {DIAL_TIMEOUT_MS} ms"))),
+            }
+            // Exponential backoff with jitter, so that a hundred communes whose province comes
+            // back do not all redial in the same instant.
+            let mut jitter = [0u8; 2];
+            rand::fill(&mut jitter);
+            let wait = backoff_ms / 2 + u64::from(u16::from_le_bytes(jitter)) % (backoff_ms / 2 + 1);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = switch.changed() => {}
+            }
+            backoff_ms = (backoff_ms * 2).min(REDIAL_BACKOFF_MS_MAX);
+        }
+    }
+
+    async fn accept_loop(self) {
+        while let Some(incoming) = self.inner.endpoint.accept().await {
+            let r = self.clone();
+            tokio::spawn(async move {
+                let conn = match incoming.await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "incoming replication connection failed");
+                        return;
+                    }
+                };
+                let key = *conn.remote_id().as_bytes();
+                if !*r.link_switch(key).borrow() {
+                    conn.close(1u32.into(), b"link cut");
+                    return;
+                }
+                r.run(conn, key, false).await;
+            });
+        }
+    }
+
+    async fn run(&self, conn: iroh::endpoint::Connection, key: [u8; 32], dialer: bool) {
+        let scope = match self.admitted(&key) {
+            Ok(scope) => scope,
+            Err(reason) => {
+                tracing::warn!(peer = %hex::encode(key), %reason, "refusing replication peer");
+                self.update(key, |s| s.last_error = Some(format!("từ chối: {reason}")));
+                conn.close(2u32.into(), b"not enrolled");
+                return;
+            }
+        };
+        if !self.inner.active.lock().expect("active lock").insert(key) {
+            // One session per peer: the other connection is already replicating.
+            conn.close(3u32.into(), b"duplicate");
+            return;
+        }
+        self.update(key, |s| {
+            s.connected = true;
+            s.last_error = None;
+        });
+        let result = link::run(self, conn, key, scope, dialer).await;
+        self.inner.active.lock().expect("active lock").remove(&key);
+        self.update(key, |s| {
+            s.connected = false;
+            if let Err(e) = &result {
+                s.last_error = Some(e.clone());
+            }
+        });
+        if let Err(e) = result {
+            tracing::info!(peer = %hex::encode(&key[..4]), error = %e, "replication link ended");
+        }
+    }
+}

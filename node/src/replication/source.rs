@@ -1,0 +1,127 @@
+//! The node's store as the replication protocol reads it (`motcua_sync::ChangeStore`).
+//!
+//! Every protocol call into a session gets a fresh [`Snapshot`]: one redb read transaction, so
+//! all the reads of that call see one consistent state while the writer goes on committing.
+//! Scope is decided from the document id each feed entry carries, plus the transfer index for
+//! dossiers handed to a commune from elsewhere.
+
+use motcua_sync::{ChangeStore, FeedEntry, Scope, StoreError};
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::store::Store;
+use crate::store::tables::{CHANGES, FEED, IDX_TRANSFER};
+
+/// Most feed positions one `feed_after` call scans, in entries: bounds the work of serving a
+/// commune from a province feed full of other units' records; the session continues from the
+/// last position scanned.
+pub const FEED_SCAN_ENTRIES_MAX: usize = 65_536;
+
+/// A consistent read view of the store.
+pub struct Snapshot {
+    tx: ReadTransaction,
+    store_id: [u8; 16],
+}
+
+fn read_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Read(e.to_string())
+}
+
+impl Snapshot {
+    /// A view of `store` now.
+    pub fn new(store: &Store, store_id: [u8; 16]) -> Result<Snapshot, StoreError> {
+        use redb::ReadableDatabase;
+        Ok(Snapshot { tx: store.db().begin_read().map_err(read_err)?, store_id })
+    }
+
+    fn admits(&self, scope: &Scope, doc_id: &str) -> Result<bool, StoreError> {
+        let transferred = match (scope.unit(), doc_id.strip_prefix("dossier/")) {
+            (Some(unit), Some(code)) if !scope.admits(doc_id, false) => {
+                let idx = self.tx.open_table(IDX_TRANSFER).map_err(read_err)?;
+                idx.get((unit, code)).map_err(read_err)?.is_some()
+            }
+            _ => false,
+        };
+        Ok(scope.admits(doc_id, transferred))
+    }
+}
+
+impl ChangeStore for Snapshot {
+    fn store_id(&self) -> [u8; 16] {
+        self.store_id
+    }
+
+    fn feed_head(&self) -> u64 {
+        self.tx
+            .open_table(FEED)
+            .ok()
+            .and_then(|t| t.last().ok().flatten().map(|(k, _)| k.value()))
+            .unwrap_or(0)
+    }
+
+    fn feed_after(
+        &self,
+        after: u64,
+        scope: &Scope,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<(Vec<FeedEntry>, u64), StoreError> {
+        let feed = self.tx.open_table(FEED).map_err(read_err)?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut last = after;
+        for (scanned, row) in feed.range(after + 1..).map_err(read_err)?.enumerate() {
+            if scanned >= FEED_SCAN_ENTRIES_MAX {
+                break;
+            }
+            let (k, v) = row.map_err(read_err)?;
+            let (hash, size, doc_id) = v.value();
+            if self.admits(scope, doc_id)? {
+                let size_usize = size as usize;
+                if !out.is_empty() && (out.len() >= count_max || bytes + size_usize > bytes_max) {
+                    break;
+                }
+                bytes += size_usize;
+                out.push(FeedEntry { pos: k.value(), hash: *hash, size_bytes: size });
+            }
+            last = k.value();
+            if out.len() >= count_max {
+                break;
+            }
+        }
+        Ok((out, last))
+    }
+
+    fn has_short(&self, short: &[u8; 8]) -> Result<bool, StoreError> {
+        let changes = self.tx.open_table(CHANGES).map_err(read_err)?;
+        let mut lower = [0u8; 32];
+        lower[..8].copy_from_slice(short);
+        let mut upper = [0xffu8; 32];
+        upper[..8].copy_from_slice(short);
+        Ok(changes.range::<&[u8; 32]>(&lower..=&upper).map_err(read_err)?.next().is_some())
+    }
+
+    fn envelope(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let changes = self.tx.open_table(CHANGES).map_err(read_err)?;
+        Ok(changes.get(hash).map_err(read_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Scans the feed up to `upto`: one sequential pass over entries of about 60 bytes, so a
+    /// province holding a million changes visits them in well under a second, and only when a
+    /// repair or an anti-entropy round runs.
+    fn for_each_hash(
+        &self,
+        scope: &Scope,
+        upto: u64,
+        f: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<(), StoreError> {
+        let feed = self.tx.open_table(FEED).map_err(read_err)?;
+        for row in feed.range(1..=upto).map_err(read_err)? {
+            let (_, v) = row.map_err(read_err)?;
+            let (hash, _, doc_id) = v.value();
+            if self.admits(scope, doc_id)? {
+                f(hash);
+            }
+        }
+        Ok(())
+    }
+}
