@@ -1172,7 +1172,7 @@ impl Session {
             return Ok(false);
         }
         let key = checksum_key(&self.peer_id(), &self.local.store_id);
-        let count = next_block_count(0);
+        let count = next_block_count(0, 0);
         self.outbox
             .push_back(Message::SketchRequest { start: 0, count });
         // A repair that needs more symbols than a quarter of the peer's feed would cost more
@@ -1226,7 +1226,17 @@ impl Session {
             start,
             symbols.len(),
         )?;
-        let ok = recon.decoder.add_block(start, symbols, &local).is_ok()
+        // Symbol 0 holds every item, so its count difference is the difference of the set
+        // sizes: a lower bound on the difference, known after the first round trip.
+        let sizes_differ_by = if start == 0 {
+            symbols[0].count.wrapping_sub(local[0].count).unsigned_abs()
+        } else {
+            0
+        };
+        let hopeless = sizes_differ_by.saturating_mul(4) / 3 > recon.cap
+            || sizes_differ_by > RECONCILE_DIFFERENCES_COUNT_MAX as u64;
+        let ok = !hopeless
+            && recon.decoder.add_block(start, symbols, &local).is_ok()
             && recon.decoder.recovered() <= RECONCILE_DIFFERENCES_COUNT_MAX;
         if ok && recon.decoder.is_decoded() {
             return self.finish_recon(store, head);
@@ -1236,7 +1246,7 @@ impl Session {
             self.give_up_recon(now);
             return Ok(());
         }
-        let count = next_block_count(received).min(recon.cap - received);
+        let count = next_block_count(received, recon.decoder.recovered()).min(recon.cap - received);
         recon.requested = Some((received, count, now));
         self.outbox.push_back(Message::SketchRequest {
             start: received,
@@ -1450,3 +1460,6 @@ impl Session {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;
