@@ -525,3 +525,36 @@ fn lookup_accepts_a_scanned_url_as_well_as_a_code() {
     );
     assert_eq!(super::code_from_input("X1-250101-0001"), "X1-250101-0001");
 }
+
+#[test]
+fn sign_in_form_is_rate_limited_and_says_so_in_vietnamese() {
+    // Why: the sign-in form is reachable by anyone on the LAN; guessing passwords must stop
+    // after a few failures (the limiter of `Auth::login`), with a clear message.
+    let (t, _) = test_node("ratelimit");
+    let app = t.node.app();
+    runtime().block_on(async {
+        let page = send(&app, "GET", "/dang-nhap", "", "").await;
+        let pre = set_cookie_value(&page, crate::auth::PRELOGIN_COOKIE).unwrap();
+        let cookie = format!("{}={pre}", crate::auth::PRELOGIN_COOKIE);
+        let csrf = csrf_token(&pre);
+        let wrong = encode(&[
+            ("csrf", &csrf),
+            ("username", "admin"),
+            ("password", "sai-mat-khau"),
+        ]);
+        for _ in 0..crate::auth::LOGIN_FAILURES_COUNT_MAX {
+            let a = send(&app, "POST", "/dang-nhap", &cookie, &wrong).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+            assert!(a.body.contains("Sai tên đăng nhập hoặc mật khẩu"));
+        }
+        let right = encode(&[
+            ("csrf", &csrf),
+            ("username", "admin"),
+            ("password", PASSWORD),
+        ]);
+        let a = send(&app, "POST", "/dang-nhap", &cookie, &right).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(a.body.contains("Đăng nhập sai quá nhiều lần"));
+        assert!(set_cookie_value(&a, crate::auth::SESSION_COOKIE).is_none());
+    });
+}
