@@ -253,8 +253,9 @@ pub struct Stats {
     pub checkpoint: u64,
     /// Reconciliations this session decoded.
     pub reconciliations: u64,
-    /// Offered short ids dropped because the want queue was full.
-    pub offers_dropped: u64,
+    /// Changes found missing (by reconciliation, or offered by the peer) that were not asked
+    /// for because the want queue was full; the next anti-entropy run finds them again.
+    pub wants_dropped: u64,
 }
 
 impl Stats {
@@ -766,7 +767,7 @@ impl Session {
             Message::Reconciled { offer, .. } => {
                 for short in offer {
                     if self.want_queue.len() >= WANT_QUEUE_COUNT_MAX {
-                        self.stats.offers_dropped += 1;
+                        self.stats.wants_dropped += 1;
                     } else if !store.has_short(&short)? {
                         self.want_queue.push_back(WantedShort {
                             short,
@@ -839,13 +840,13 @@ impl Session {
             self.pull.mode = PullMode::Repair;
             self.start_recon(now, store, true)?;
         } else {
-            self.pull_from_start(now);
+            self.pull_from_start();
         }
         Ok(())
     }
 
     /// Reads the peer's feed from its first position.
-    fn pull_from_start(&mut self, _now: u64) {
+    fn pull_from_start(&mut self) {
         self.pull.mode = PullMode::Feed;
         self.pull.announced_upto = 0;
         self.pull.applied_upto = 0;
@@ -1243,7 +1244,7 @@ impl Session {
         }
         let received = recon.decoder.symbols();
         if !ok || received >= recon.cap {
-            self.give_up_recon(now);
+            self.give_up_recon();
             return Ok(());
         }
         let count = next_block_count(received, recon.decoder.recovered()).min(recon.cap - received);
@@ -1256,12 +1257,22 @@ impl Session {
     }
 
     fn finish_recon<S: ChangeStore + ?Sized>(&mut self, store: &S, peer_head: u64) -> Step {
+        let recon = self.recon.as_ref().expect("a reconciliation is running");
+        let found = recon.decoder.remote_only().count();
+        if recon.repair && self.want_queue.len() + found > WANT_QUEUE_COUNT_MAX {
+            // The checkpoint may only move to the peer's head if every missing change is
+            // fetched; with no room to queue them all, read the feed instead.
+            self.give_up_recon();
+            return Ok(());
+        }
         let recon = self.recon.take().expect("a reconciliation is running");
         let mut remote_only = 0u64;
         for h in recon.decoder.remote_only() {
             remote_only += 1;
             let short = short_id(h);
-            if self.want_queue.len() < WANT_QUEUE_COUNT_MAX && !store.has_short(&short)? {
+            if self.want_queue.len() >= WANT_QUEUE_COUNT_MAX {
+                self.stats.wants_dropped += 1;
+            } else if !store.has_short(&short)? {
                 self.want_queue.push_back(WantedShort {
                     short,
                     repair: recon.repair,
@@ -1293,7 +1304,7 @@ impl Session {
         Ok(())
     }
 
-    fn give_up_recon(&mut self, now: u64) {
+    fn give_up_recon(&mut self) {
         let recon = self.recon.take().expect("a reconciliation is running");
         self.events.push_back(Event::ReconcileDone(ReconcileReport {
             repair: recon.repair,
@@ -1304,7 +1315,7 @@ impl Session {
             fell_back_to_feed: recon.repair,
         }));
         if recon.repair {
-            self.pull_from_start(now);
+            self.pull_from_start();
         }
     }
 
