@@ -230,6 +230,16 @@ fn every_form_refuses_a_post_without_a_valid_csrf_token() {
                 "{route} with a forged token"
             );
         }
+        // A cross-site trick: the same fields as text/plain, which needs no CORS preflight.
+        let req = Request::builder()
+            .method("POST")
+            .uri("/quay/tiep-nhan")
+            .header(header::COOKIE, &cookie)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(encode(&fields)))
+            .unwrap();
+        let a = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(a.status(), StatusCode::FORBIDDEN, "text/plain post");
         // Nothing was written by any refused form.
         let counts = t.node.shared.store.counts().unwrap();
         assert_eq!((counts.dossiers, counts.ratings), (1, 0));
