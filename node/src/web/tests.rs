@@ -568,3 +568,39 @@ fn sign_in_form_is_rate_limited_and_says_so_in_vietnamese() {
         assert!(set_cookie_value(&a, crate::auth::SESSION_COOKIE).is_none());
     });
 }
+
+#[test]
+fn next_steps_follow_the_transition_table_and_the_role() {
+    // Why: the dossier page must offer exactly the steps the writer will accept for this role,
+    // never a button that can only fail.
+    use super::dossier::next_steps;
+    use motcua_schema::dossier::Status;
+    let unit = UnitCode::new("X1").unwrap();
+    let kinds = |status, role| -> Vec<&'static str> {
+        next_steps(Some(status), role, &unit)
+            .iter()
+            .map(|b| b.kind())
+            .collect()
+    };
+    assert_eq!(
+        kinds(Status::Received, StaffRole::Intake),
+        ["refused", "withdrawn"]
+    );
+    let processing = kinds(Status::Received, StaffRole::Processing);
+    for k in [
+        "transferred",
+        "supplement_requested",
+        "resolved",
+        "apologized",
+        "stopped",
+    ] {
+        assert!(processing.contains(&k), "{k} in {processing:?}");
+    }
+    assert!(!processing.contains(&"returned"));
+    assert_eq!(kinds(Status::Resolved, StaffRole::Intake), ["returned"]);
+    assert!(kinds(Status::Returned, StaffRole::Admin).is_empty());
+    assert_eq!(
+        kinds(Status::SupplementRequested, StaffRole::Intake),
+        ["supplemented", "withdrawn"]
+    );
+}
