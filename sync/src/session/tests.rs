@@ -792,3 +792,99 @@ fn trickled_changes_cost_is_measured_too() {
     assert_eq!(pair.b.store.len(), 200);
     assert!(ratio <= 1.15, "ratio {ratio:.3}");
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    Deliver(u64),
+    Cut,
+    Write(bool, usize),
+    Reconcile(bool),
+    Hold,
+    Release,
+    Backup(bool),
+    Restore(bool),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1u64..40).prop_map(Op::Deliver),
+        1 => Just(Op::Cut),
+        2 => (any::<bool>(), 1usize..300).prop_map(|(a, n)| Op::Write(a, n)),
+        1 => any::<bool>().prop_map(Op::Reconcile),
+        1 => Just(Op::Hold),
+        1 => Just(Op::Release),
+        1 => any::<bool>().prop_map(Op::Backup),
+        1 => any::<bool>().prop_map(Op::Restore),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_interleaving_of_writes_cuts_and_repairs_converges(
+        initial in (0usize..400, 0usize..400),
+        ops in prop::collection::vec(arb_op(), 1..40),
+    ) {
+        // Why: whatever happens in between (writes on both sides, cuts at any point, slow
+        // drivers, anti-entropy, restores from backups), once the link is left alone both nodes hold the same changes,
+        // no session fails, and nothing is refused.
+        let mut tag = 10;
+        let a = store(1, &changes("A", 1, initial.0));
+        let b = store(2, &changes("B", 2, initial.1));
+        let mut pair = Pair::new(a, all(), b, all());
+        let mut backups: [Option<(MemStore, Option<Checkpoint>)>; 2] = [None, None];
+        let mut next_id = 10u8;
+        for op in ops {
+            match op {
+                Op::Deliver(k) => {
+                    pair.run_messages(k);
+                }
+                Op::Cut => pair.cut_and_reconnect(),
+                Op::Write(at_a, n) => {
+                    tag += 1;
+                    let end = if at_a { End::A } else { End::B };
+                    pair.write(end, changes("A", tag, n));
+                }
+                Op::Reconcile(at_a) => {
+                    let now = pair.now;
+                    let node = pair.node(if at_a { End::A } else { End::B });
+                    node.session.start_reconcile(now, &node.store);
+                }
+                Op::Hold => pair.hold_applies = true,
+                Op::Release => {
+                    pair.hold_applies = false;
+                    pair.release_applies(End::A);
+                    pair.release_applies(End::B);
+                }
+                Op::Backup(at_a) => {
+                    let node = pair.node(if at_a { End::A } else { End::B });
+                    backups[usize::from(at_a)] = Some((node.store.clone(), node.checkpoint));
+                }
+                Op::Restore(at_a) => {
+                    if let Some((store, checkpoint)) = backups[usize::from(at_a)].clone() {
+                        next_id += 1;
+                        let node = pair.node(if at_a { End::A } else { End::B });
+                        node.store = store.restored_from([next_id; 16]);
+                        node.checkpoint = checkpoint;
+                        pair.cut_and_reconnect();
+                    }
+                }
+            }
+        }
+        pair.hold_applies = false;
+        pair.release_applies(End::A);
+        pair.release_applies(End::B);
+        pair.run();
+        prop_assert!(pair.failures().is_empty(), "{:?}", pair.failures());
+        prop_assert_eq!(pair.a.store.hash_set(), pair.b.store.hash_set());
+        // One more session from the stored checkpoints must find nothing left.
+        let before = pair.a.store.len();
+        pair.cut_and_reconnect();
+        pair.run();
+        prop_assert!(pair.failures().is_empty(), "{:?}", pair.failures());
+        prop_assert_eq!(pair.a.store.hash_set(), pair.b.store.hash_set());
+        prop_assert_eq!(pair.a.store.len(), before);
+        prop_assert_eq!(pair.a.applied.rejected + pair.b.applied.rejected, 0);
+    }
+}
