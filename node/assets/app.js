@@ -1,6 +1,6 @@
 /* motcua: small progressive enhancements for the node's pages, served from the node itself.
  * Every page works without this script; it adds live procedure search on the receive form,
- * the hall board's refresh, and print buttons. Written for old browsers (no modules, no fetch). */
+ * the hall board's refresh, print buttons, and the kiosk's return to a clean start screen. Written for old browsers (no modules, no fetch). */
 (function () {
   'use strict';
 
@@ -49,6 +49,18 @@
         clearTimeout(timer);
         run();
       });
+    }
+
+    // The kiosk goes back to a clean start screen if a citizen walks away half-way.
+    var kiosk = document.querySelector('.kiosk-form');
+    if (kiosk) {
+      var idle = null;
+      var rearm = function () {
+        clearTimeout(idle);
+        idle = setTimeout(function () { window.location.replace('/danh-gia'); }, 90000);
+      };
+      kiosk.addEventListener('input', rearm);
+      kiosk.addEventListener('click', rearm);
     }
 
     var board = document.querySelector('[data-refresh]');

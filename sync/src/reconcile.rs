@@ -347,19 +347,22 @@ impl Decoder {
     }
 }
 
-/// How many symbols to ask for next, given how many were received: a small first block (so
-/// that equal sets cost a few hundred bytes), then growing by a third each round, which keeps
-/// the expected overshoot past the symbols actually needed near 15%.
-pub fn next_block_count(received: u64) -> u64 {
+/// How many symbols to ask for next, given how many were received and how many items were
+/// recovered from them: a small first block (so that equal sets cost a few hundred bytes),
+/// doubling while nothing peels (the difference is still far larger than the symbols, so few
+/// round trips are spent getting near it), then growing by a third each round, which keeps the
+/// expected overshoot past the symbols actually needed near 15%.
+pub fn next_block_count(received: u64, recovered: usize) -> u64 {
     const FIRST_BLOCK_SYMBOLS_COUNT: u64 = 4;
     const BLOCK_SYMBOLS_COUNT_MIN: u64 = 8;
-    if received == 0 {
+    let n = if received == 0 {
         FIRST_BLOCK_SYMBOLS_COUNT
+    } else if recovered == 0 {
+        received
     } else {
-        (received / 3)
-            .max(BLOCK_SYMBOLS_COUNT_MIN)
-            .min(crate::wire::SKETCH_SYMBOLS_COUNT_MAX as u64)
-    }
+        (received / 3).max(BLOCK_SYMBOLS_COUNT_MIN)
+    };
+    n.min(crate::wire::SKETCH_SYMBOLS_COUNT_MAX as u64)
 }
 
 #[cfg(test)]
@@ -393,7 +396,7 @@ mod tests {
         let mut d = Decoder::new(key);
         while !d.is_decoded() {
             let start = d.symbols();
-            let n = next_block_count(start) as usize;
+            let n = next_block_count(start, d.recovered()) as usize;
             let r = encode_block_of(remote, &key, start, n);
             let l = encode_block_of(local, &key, start, n);
             d.add_block(start, &r, &l).unwrap();

@@ -253,8 +253,9 @@ pub struct Stats {
     pub checkpoint: u64,
     /// Reconciliations this session decoded.
     pub reconciliations: u64,
-    /// Offered short ids dropped because the want queue was full.
-    pub offers_dropped: u64,
+    /// Changes found missing (by reconciliation, or offered by the peer) that were not asked
+    /// for because the want queue was full; the next anti-entropy run finds them again.
+    pub wants_dropped: u64,
 }
 
 impl Stats {
@@ -766,7 +767,7 @@ impl Session {
             Message::Reconciled { offer, .. } => {
                 for short in offer {
                     if self.want_queue.len() >= WANT_QUEUE_COUNT_MAX {
-                        self.stats.offers_dropped += 1;
+                        self.stats.wants_dropped += 1;
                     } else if !store.has_short(&short)? {
                         self.want_queue.push_back(WantedShort {
                             short,
@@ -839,13 +840,13 @@ impl Session {
             self.pull.mode = PullMode::Repair;
             self.start_recon(now, store, true)?;
         } else {
-            self.pull_from_start(now);
+            self.pull_from_start();
         }
         Ok(())
     }
 
     /// Reads the peer's feed from its first position.
-    fn pull_from_start(&mut self, _now: u64) {
+    fn pull_from_start(&mut self) {
         self.pull.mode = PullMode::Feed;
         self.pull.announced_upto = 0;
         self.pull.applied_upto = 0;
@@ -1172,7 +1173,7 @@ impl Session {
             return Ok(false);
         }
         let key = checksum_key(&self.peer_id(), &self.local.store_id);
-        let count = next_block_count(0);
+        let count = next_block_count(0, 0);
         self.outbox
             .push_back(Message::SketchRequest { start: 0, count });
         // A repair that needs more symbols than a quarter of the peer's feed would cost more
@@ -1226,17 +1227,27 @@ impl Session {
             start,
             symbols.len(),
         )?;
-        let ok = recon.decoder.add_block(start, symbols, &local).is_ok()
+        // Symbol 0 holds every item, so its count difference is the difference of the set
+        // sizes: a lower bound on the difference, known after the first round trip.
+        let sizes_differ_by = if start == 0 {
+            symbols[0].count.wrapping_sub(local[0].count).unsigned_abs()
+        } else {
+            0
+        };
+        let hopeless = sizes_differ_by.saturating_mul(4) / 3 > recon.cap
+            || sizes_differ_by > RECONCILE_DIFFERENCES_COUNT_MAX as u64;
+        let ok = !hopeless
+            && recon.decoder.add_block(start, symbols, &local).is_ok()
             && recon.decoder.recovered() <= RECONCILE_DIFFERENCES_COUNT_MAX;
         if ok && recon.decoder.is_decoded() {
             return self.finish_recon(store, head);
         }
         let received = recon.decoder.symbols();
         if !ok || received >= recon.cap {
-            self.give_up_recon(now);
+            self.give_up_recon();
             return Ok(());
         }
-        let count = next_block_count(received).min(recon.cap - received);
+        let count = next_block_count(received, recon.decoder.recovered()).min(recon.cap - received);
         recon.requested = Some((received, count, now));
         self.outbox.push_back(Message::SketchRequest {
             start: received,
@@ -1246,12 +1257,22 @@ impl Session {
     }
 
     fn finish_recon<S: ChangeStore + ?Sized>(&mut self, store: &S, peer_head: u64) -> Step {
+        let recon = self.recon.as_ref().expect("a reconciliation is running");
+        let found = recon.decoder.remote_only().count();
+        if recon.repair && self.want_queue.len() + found > WANT_QUEUE_COUNT_MAX {
+            // The checkpoint may only move to the peer's head if every missing change is
+            // fetched; with no room to queue them all, read the feed instead.
+            self.give_up_recon();
+            return Ok(());
+        }
         let recon = self.recon.take().expect("a reconciliation is running");
         let mut remote_only = 0u64;
         for h in recon.decoder.remote_only() {
             remote_only += 1;
             let short = short_id(h);
-            if self.want_queue.len() < WANT_QUEUE_COUNT_MAX && !store.has_short(&short)? {
+            if self.want_queue.len() >= WANT_QUEUE_COUNT_MAX {
+                self.stats.wants_dropped += 1;
+            } else if !store.has_short(&short)? {
                 self.want_queue.push_back(WantedShort {
                     short,
                     repair: recon.repair,
@@ -1283,7 +1304,7 @@ impl Session {
         Ok(())
     }
 
-    fn give_up_recon(&mut self, now: u64) {
+    fn give_up_recon(&mut self) {
         let recon = self.recon.take().expect("a reconciliation is running");
         self.events.push_back(Event::ReconcileDone(ReconcileReport {
             repair: recon.repair,
@@ -1294,7 +1315,7 @@ impl Session {
             fell_back_to_feed: recon.repair,
         }));
         if recon.repair {
-            self.pull_from_start(now);
+            self.pull_from_start();
         }
     }
 
@@ -1450,3 +1471,6 @@ impl Session {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -96,13 +96,35 @@ pub fn realistic_dossier_changes(
     let key = SigningKey::from_bytes(&[seed; 32]);
     let actor = actor_for(&key.verifying_key(), [seed; 8]);
     let unit_code = UnitCode::new(unit).expect("valid unit code");
-    let names = [
-        "Nguyễn Văn An",
-        "Trần Thị Bình",
-        "Lê Hoàng Cường",
-        "Phạm Thu Dung",
+    // Varied personal data, so that compression is not flattered by repetition.
+    let families = [
+        "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ",
     ];
-    let streets = ["Lê Lợi", "Trần Hưng Đạo", "Nguyễn Trãi", "Hai Bà Trưng"];
+    let middles = ["Văn", "Thị", "Hữu", "Minh", "Thanh", "Ngọc", "Đức", "Thu"];
+    let givens = [
+        "An", "Bình", "Cường", "Dung", "Giang", "Hà", "Hải", "Hạnh", "Hùng", "Khánh", "Lan",
+        "Linh", "Long", "Mai", "Nam", "Phúc", "Quân", "Sơn", "Tâm", "Thảo", "Trang", "Tuấn", "Vy",
+        "Yến",
+    ];
+    let streets = [
+        "Lê Lợi",
+        "Trần Hưng Đạo",
+        "Nguyễn Trãi",
+        "Hai Bà Trưng",
+        "Quang Trung",
+        "Lý Thường Kiệt",
+        "Phan Đình Phùng",
+        "Điện Biên Phủ",
+        "Hùng Vương",
+        "Nguyễn Huệ",
+    ];
+    let mut rng = u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n as u64) as usize
+    };
     let base = 1_735_700_000_000i64;
     let mut out = Vec::new();
     for d in 0..dossiers {
@@ -118,13 +140,19 @@ pub fn realistic_dossier_changes(
             processing: ProcessingTime::WorkingDays(3),
             channel: Channel::Direct,
             applicant: Applicant {
-                name: names[d % names.len()].into(),
-                id_number: format!("0012{:08}", 31_000_000 + d * 7919 % 1_000_000),
-                phone: format!("09{:08}", 12_345_678 + d * 3),
+                name: format!(
+                    "{} {} {}",
+                    families[next(families.len())],
+                    middles[next(middles.len())],
+                    givens[next(givens.len())]
+                ),
+                id_number: format!("0{:02}{:09}", next(96), next(1_000_000_000)),
+                phone: format!("09{:08}", next(100_000_000)),
                 address: format!(
-                    "Số {} đường {}, phường {}",
-                    d % 300 + 1,
-                    streets[d % streets.len()],
+                    "Số {} đường {}, tổ {}, phường {}",
+                    next(400) + 1,
+                    streets[next(streets.len())],
+                    next(30) + 1,
                     unit
                 ),
             },
@@ -395,6 +423,32 @@ pub struct Node {
     pub events: Vec<Event>,
     /// Batches applied, across sessions.
     pub applied: ApplyReport,
+    /// `Apply` events received while [`Pair::hold_applies`] is set, not yet applied.
+    pub held: VecDeque<(u64, Vec<Vec<u8>>, Option<Checkpoint>)>,
+}
+
+impl Node {
+    /// Applies one batch as a durable driver would: envelopes and checkpoint together, then
+    /// tells the session.
+    fn apply_batch(
+        &mut self,
+        now: u64,
+        batch: u64,
+        envelopes: Vec<Vec<u8>>,
+        checkpoint: Option<Checkpoint>,
+    ) {
+        let report = self.store.apply(envelopes);
+        if let Some(c) = checkpoint {
+            self.checkpoint = Some(c);
+        }
+        self.applied.stored += report.stored;
+        self.applied.duplicate += report.duplicate;
+        self.applied.rejected += report.rejected;
+        self.session.applied(now, batch, report, &self.store);
+        if report.stored > 0 {
+            self.session.local_feed_advanced(now, &self.store);
+        }
+    }
 }
 
 /// Which end of a [`Pair`].
@@ -428,6 +482,8 @@ pub struct Pair {
     pub bytes_by_message: BTreeMap<&'static str, u64>,
     /// Messages delivered so far.
     pub delivered: u64,
+    /// While set, `Apply` events wait in [`Node::held`] (a slow or stuck driver).
+    pub hold_applies: bool,
 }
 
 impl Pair {
@@ -457,6 +513,7 @@ impl Pair {
             session,
             events: Vec::new(),
             applied: ApplyReport::default(),
+            held: VecDeque::new(),
         };
         Pair {
             now,
@@ -469,6 +526,7 @@ impl Pair {
             messages_sent: [0; 2],
             bytes_by_message: BTreeMap::new(),
             delivered: 0,
+            hold_applies: false,
         }
     }
 
@@ -515,16 +573,10 @@ impl Pair {
                             envelopes,
                             checkpoint,
                         } => {
-                            let report = node.store.apply(envelopes);
-                            if let Some(c) = checkpoint {
-                                node.checkpoint = Some(c);
-                            }
-                            node.applied.stored += report.stored;
-                            node.applied.duplicate += report.duplicate;
-                            node.applied.rejected += report.rejected;
-                            node.session.applied(now, batch, report, &node.store);
-                            if report.stored > 0 {
-                                node.session.local_feed_advanced(now, &node.store);
+                            if self.hold_applies {
+                                node.held.push_back((batch, envelopes, checkpoint));
+                            } else {
+                                node.apply_batch(now, batch, envelopes, checkpoint);
                             }
                         }
                         other => node.events.push(other),
@@ -608,10 +660,23 @@ impl Pair {
         self.flush();
     }
 
+    /// Applies every held batch of `end`, in order.
+    pub fn release_applies(&mut self, end: End) {
+        let now = self.now;
+        let node = self.node(end);
+        while let Some((batch, envelopes, checkpoint)) = node.held.pop_front() {
+            node.apply_batch(now, batch, envelopes, checkpoint);
+        }
+        self.flush();
+    }
+
     /// Cuts the connection: messages in flight are lost and both sessions are dropped; then a
     /// fresh pair of sessions starts from the checkpoints each node stored.
     pub fn cut_and_reconnect(&mut self) {
         self.in_flight.clear();
+        // A driver that was cut never applies what it had not applied yet.
+        self.a.held.clear();
+        self.b.held.clear();
         self.now += 1_000;
         let now = self.now;
         let (a_scope, b_scope) = (self.a.scope.clone(), self.b.scope.clone());

@@ -715,7 +715,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -727,7 +727,7 @@ mod tests {
         prop::collection::vec(any::<[u8; 8]>(), 0..max)
     }
 
-    fn arb_message() -> impl Strategy<Value = Message> {
+    pub(crate) fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
             (
                 any::<[u8; 16]>(),

@@ -147,9 +147,12 @@ try {
   const qrBox = await slip.locator('#qr svg').boundingBox();
   check(qrBox && qrBox.width > 50 && qrBox.height > 50, 'QR code is drawn at a scannable size');
   check((await slip.textContent('article.a5')).includes(APPLICANT.name), 'the slip names the applicant');
+  // What the printer gets: print media on a page the width of an A5 sheet (148 mm).
+  await slip.setViewportSize({ width: 560, height: 794 });
   await slip.emulateMedia({ media: 'print' });
   await shot(slip, '06-giay-tiep-nhan-a5');
   await slip.emulateMedia({ media: 'screen' });
+  await slip.setViewportSize({ width: 1280, height: 860 });
   await slip.goto(BASE + '/ho-so/' + code + '/in/kiem-soat');
   await slip.waitForSelector('table.control');
   await shot(slip, '07-phieu-kiem-soat');
@@ -224,6 +227,8 @@ try {
   await dash.goto(BASE + '/tinh');
   await dash.waitForSelector('#units');
   check((await dash.textContent('#sync-unknown')).includes('chưa có dữ liệu đồng bộ'), 'staleness is stated, not faked');
+  check((await dash.locator('#units tbody tr', { hasText: 'UBND xã An Bình' }).textContent()).includes('chưa có dữ liệu đồng bộ'),
+    'an enrolled commune that never synced is marked as such');
   await shot(dash, '14-toan-tinh');
 
   // Forms without a valid CSRF token are refused with 403 and write nothing.

@@ -6,6 +6,7 @@
 //! with the page, and they are plain markup a test can read.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Width of a chart, in pixels.
 pub const CHART_WIDTH_PX: u32 = 520;
@@ -30,7 +31,7 @@ pub fn bars(title: &str, data: &[(String, u64)], color: RGBColor) -> String {
         let max = data.iter().map(|d| d.1).max().unwrap_or(0).max(1);
         let top = max + max / 5 + 1;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
+            .caption(title, (FONT, 22))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
@@ -39,8 +40,8 @@ pub fn bars(title: &str, data: &[(String, u64)], color: RGBColor) -> String {
             .configure_mesh()
             .disable_x_mesh()
             .y_labels(5)
-            .x_label_style((FONT, 13))
-            .y_label_style((FONT, 12))
+            .x_label_style((FONT, 16))
+            .y_label_style((FONT, 14))
             .x_label_formatter(&|x| match x {
                 SegmentValue::CenterOf(i) => data.get(*i).map(|d| d.0.clone()).unwrap_or_default(),
                 _ => String::new(),
@@ -55,8 +56,11 @@ pub fn bars(title: &str, data: &[(String, u64)], color: RGBColor) -> String {
         chart.draw_series(data.iter().enumerate().map(|(i, d)| {
             Text::new(
                 d.1.to_string(),
-                (SegmentValue::CenterOf(i), d.1 + top / 40 + 1),
-                (FONT, 14).into_font().color(&BLACK),
+                (SegmentValue::CenterOf(i), d.1),
+                (FONT, 17)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))?;
         root.present()?;
@@ -78,7 +82,7 @@ pub fn daily_line(title: &str, days: &[(String, u64)], color: RGBColor) -> Strin
         let max = days.iter().map(|d| d.1).max().unwrap_or(0).max(1);
         let last = days.len().max(2) - 1;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 18))
+            .caption(title, (FONT, 22))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
@@ -87,8 +91,8 @@ pub fn daily_line(title: &str, days: &[(String, u64)], color: RGBColor) -> Strin
             .configure_mesh()
             .x_labels(days.len().min(16))
             .y_labels(5)
-            .x_label_style((FONT, 12))
-            .y_label_style((FONT, 12))
+            .x_label_style((FONT, 14))
+            .y_label_style((FONT, 14))
             .x_label_formatter(&|i| days.get(*i).map(|d| d.0.clone()).unwrap_or_default())
             .draw()?;
         chart.draw_series(LineSeries::new(
@@ -139,7 +143,14 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("Trực tuyến"));
         assert!(svg.contains("Hồ sơ theo hình thức nộp"));
-        assert!(svg.contains(">7<"));
+        let texts: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|s| s.rsplit('>').next().map(str::trim))
+            .collect();
+        assert!(
+            texts.contains(&"7"),
+            "the count is written on its bar: {texts:?}"
+        );
         let line = daily_line(
             "Tiếp nhận theo ngày",
             &[("01/11".into(), 2), ("02/11".into(), 5)],

@@ -205,7 +205,7 @@ fn breakdown(title: &str, key: &str, rows: &[Row]) -> Markup {
     html! {
         details.card open[rows.len() <= 12] {
             summary { h3 { (title) " (" (rows.len()) ")" } }
-            div.scroll { table.list.num {
+            div.scroll { table.list.num.keyname {
                 thead { tr { th { (key) } th { "Tên" } @for h in ROW_HEADERS { th { (h) } } } }
                 tbody { @for r in rows { tr {
                     td { (r.key) } td { (r.name) }

@@ -101,9 +101,11 @@ impl Fields {
 }
 
 async fn read_fields(req: Request, state: &AppState) -> Result<Fields, WebError> {
+    // A body that is not a form (a cross-site `text/plain` or multipart post, say) cannot carry
+    // a valid token either: refuse it the same way.
     let Form(fields) = Form::<Vec<(String, String)>>::from_request(req, state)
         .await
-        .map_err(|_| WebError::bad_request("Biểu mẫu không đọc được."))?;
+        .map_err(|_| csrf_refused())?;
     Ok(Fields(fields))
 }
 
