@@ -61,6 +61,8 @@ impl TestNode {
                 "--new-root",
                 "--listen",
                 "127.0.0.1:0",
+                "--sync-listen",
+                "127.0.0.1:0",
                 "--admin-password",
                 TEST_PASSWORD,
             ],
