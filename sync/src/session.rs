@@ -25,7 +25,8 @@
 //!  repair path (no checkpoint, or B's id changed, e.g. B was restored from a backup)
 //!  ── SketchRequest{0, 4} ──►            B freezes its set at its head H
 //!  ◄── Sketch{H, 0, symbols} ──          A subtracts its own symbols and peels
-//!  ── SketchRequest{4, 8} ──► ...        blocks grow by a third until decoded
+//!  ── SketchRequest{4, 4} ──► ...        blocks double until items peel, then grow by a
+//!                                        third, until decoded
 //!  ── Reconciled{offer: what B lacks} ──►   B then Wants those from A (same exchange, reversed)
 //!  ── Want{short ids A lacks} ──►  ◄── Supply{answered, envelopes} ──
 //!  Event::Apply{.., checkpoint H};  ── Resume{from: H} ──►   the normal path continues after H
