@@ -81,6 +81,10 @@ pub const SKETCH_SYMBOLS_TOTAL_COUNT_MAX: u64 = 98_304;
 pub const REPAIR_SYMBOLS_COUNT_MIN: u64 = 256;
 /// Most short ids waiting to be wanted.
 pub const WANT_QUEUE_COUNT_MAX: usize = 2 * RECONCILE_DIFFERENCES_COUNT_MAX;
+/// Most messages one call into a session can queue (a few announces, needs and wants, and one
+/// answer); the driver drains [`Session::poll_transmit`] after every call, so the queue never
+/// holds more.
+pub const OUTBOX_MESSAGES_COUNT_MAX: usize = 64;
 
 /// Settings of a session. The defaults are the constants of this module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -652,6 +656,10 @@ impl Session {
         if let Err(e) = step {
             self.fail(e);
         }
+        debug_assert!(
+            self.outbox.len() <= OUTBOX_MESSAGES_COUNT_MAX,
+            "the driver must drain poll_transmit after every call"
+        );
     }
 
     fn fail(&mut self, reason: FailReason) {
