@@ -25,7 +25,8 @@
 //!  repair path (no checkpoint, or B's id changed, e.g. B was restored from a backup)
 //!  ── SketchRequest{0, 4} ──►            B freezes its set at its head H
 //!  ◄── Sketch{H, 0, symbols} ──          A subtracts its own symbols and peels
-//!  ── SketchRequest{4, 8} ──► ...        blocks grow by a third until decoded
+//!  ── SketchRequest{4, 4} ──► ...        blocks double until items peel, then grow by a
+//!                                        third, until decoded
 //!  ── Reconciled{offer: what B lacks} ──►   B then Wants those from A (same exchange, reversed)
 //!  ── Want{short ids A lacks} ──►  ◄── Supply{answered, envelopes} ──
 //!  Event::Apply{.., checkpoint H};  ── Resume{from: H} ──►   the normal path continues after H
@@ -80,6 +81,10 @@ pub const SKETCH_SYMBOLS_TOTAL_COUNT_MAX: u64 = 98_304;
 pub const REPAIR_SYMBOLS_COUNT_MIN: u64 = 256;
 /// Most short ids waiting to be wanted.
 pub const WANT_QUEUE_COUNT_MAX: usize = 2 * RECONCILE_DIFFERENCES_COUNT_MAX;
+/// Most messages one call into a session can queue (a few announces, needs and wants, and one
+/// answer); the driver drains [`Session::poll_transmit`] after every call, so the queue never
+/// holds more.
+pub const OUTBOX_MESSAGES_COUNT_MAX: usize = 64;
 
 /// Settings of a session. The defaults are the constants of this module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -651,6 +656,10 @@ impl Session {
         if let Err(e) = step {
             self.fail(e);
         }
+        debug_assert!(
+            self.outbox.len() <= OUTBOX_MESSAGES_COUNT_MAX,
+            "the driver must drain poll_transmit after every call"
+        );
     }
 
     fn fail(&mut self, reason: FailReason) {

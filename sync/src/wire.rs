@@ -610,11 +610,16 @@ pub fn encode_frame(envelopes: &[Vec<u8>]) -> Result<Vec<u8>, WireError> {
 pub fn decode_frame(frame: &[u8], count: usize) -> Result<Vec<Vec<u8>>, WireError> {
     check_count("batch", count, BATCH_CHANGES_COUNT_MAX)?;
     let mut raw = Vec::new();
-    DeflateDecoder::new(frame)
+    let mut decoder = DeflateDecoder::new(frame);
+    (&mut decoder)
         .take(FRAME_RAW_SIZE_BYTES_MAX as u64 + 1)
         .read_to_end(&mut raw)
         .map_err(|_| WireError::Frame("does not decompress"))?;
     check_count("frame", raw.len(), FRAME_RAW_SIZE_BYTES_MAX)?;
+    // One frame, one encoding: bytes after the end of the deflate stream are refused.
+    if decoder.total_in() != frame.len() as u64 {
+        return Err(WireError::Frame("bytes after the compressed data"));
+    }
     let mut r = Reader::new(&raw);
     let mut out = Vec::with_capacity(count);
     let mut total = 0usize;
@@ -915,6 +920,18 @@ pub(crate) mod tests {
             decode_frame(&bomb, 1),
             Err(WireError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn bytes_after_a_frame_are_refused() {
+        // Why: a frame has exactly one encoding, so nothing can ride along unnoticed after it.
+        let mut frame = encode_frame(&[vec![1, 2, 3]]).unwrap();
+        assert_eq!(decode_frame(&frame, 1).unwrap(), vec![vec![1, 2, 3]]);
+        frame.push(0);
+        assert_eq!(
+            decode_frame(&frame, 1),
+            Err(WireError::Frame("bytes after the compressed data"))
+        );
     }
 
     #[test]
