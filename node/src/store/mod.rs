@@ -158,6 +158,21 @@ impl Store {
         let db = Database::builder()
             .set_cache_size(CACHE_SIZE_BYTES)
             .create(path)?;
+        Store::init(db)
+    }
+
+    /// A store held in memory (redb's in-memory backend), for the simulator and tests: the same
+    /// tables, transactions and pipeline, no file. `store_id` makes runs reproducible.
+    pub fn open_in_memory(store_id: [u8; 16]) -> Result<Store, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        let tx = db.begin_write()?;
+        tx.open_table(META)?.insert("store_id", store_id.as_slice())?;
+        tx.commit()?;
+        Store::init(db)
+    }
+
+    /// Creates every table and checks the format.
+    fn init(db: Database) -> Result<Store, StoreError> {
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
