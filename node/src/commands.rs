@@ -554,8 +554,22 @@ impl Ctx<'_> {
         }
         let doc_id = DocId::Registry;
         let mut doc = apply.doc(&doc_id)?.unwrap_or_default();
+        // Only records the document does not hold yet: re-publishing would add operations
+        // (and replication traffic) for nothing.
+        let held: std::collections::BTreeSet<String> = if doc.is_empty() {
+            Default::default()
+        } else {
+            layout::registry::read(&doc)?
+                .iter()
+                .map(SignedRecord::id)
+                .collect()
+        };
+        let new: Vec<&SignedRecord> = records.iter().filter(|r| !held.contains(&r.id())).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
         let signed = self.commit(&mut doc, &doc_id, |tx| {
-            for r in records {
+            for r in &new {
                 layout::registry::put(tx, r)?;
             }
             Ok(())

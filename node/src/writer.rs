@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::commands::{CommandError, Ctx, EventRequest, Identity, NewDossier, NewRating};
 use crate::reference::Reference;
 use crate::store::Store;
-use crate::store::peers::{self, FeedMark};
 use crate::store::apply::{Applied, Apply};
+use crate::store::peers::{self, FeedMark};
 
 /// Most requests run in one write transaction.
 pub const BATCH_JOBS_COUNT_MAX: usize = 256;
@@ -294,13 +294,21 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             .add_event(apply, &code, req, &by)
             .map(|s| Reply::Dossier(Box::new(s))),
         Command::Rate(req) => ctx.rate(apply, req).map(Reply::Rating),
-        Command::Import { changes, invalid, origin, checkpoint } => {
+        Command::Import {
+            changes,
+            invalid,
+            origin,
+            checkpoint,
+        } => {
             if changes.len() > IMPORT_CHANGES_COUNT_MAX {
                 return Err(CommandError::Invalid(format!(
                     "at most {IMPORT_CHANGES_COUNT_MAX} changes per import"
                 )));
             }
-            let mut report = ImportReport { invalid, ..ImportReport::default() };
+            let mut report = ImportReport {
+                invalid,
+                ..ImportReport::default()
+            };
             for signed in &changes {
                 match apply.change(signed, None, &origin, ctx.now)? {
                     Applied::Stored(_) => report.stored += 1,
@@ -316,7 +324,12 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             }
             Ok(Reply::Imported(report))
         }
-        Command::PeerSeen { peer, acked, caught_up, connected } => {
+        Command::PeerSeen {
+            peer,
+            acked,
+            caught_up,
+            connected,
+        } => {
             let mut state = peers::read_in(apply.tx(), &peer)?;
             if acked.is_some() {
                 state.acked = acked;
@@ -341,8 +354,14 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             for r in &records {
                 apply.add_trust_record(r.clone())?;
             }
-            if ctx.identity.role == motcua_schema::trust::Role::Province {
-                ctx.publish_records(apply, &records)?;
+            // The province publishes every record it holds in the replicated registry document,
+            // once it may sign (its own enrolment can arrive after other records).
+            let me = ctx.identity.key.verifying_key();
+            if ctx.identity.role == motcua_schema::trust::Role::Province
+                && apply.registry().check_key(me.as_bytes(), ctx.now).is_ok()
+            {
+                let all: Vec<SignedRecord> = apply.registry().records().cloned().collect();
+                ctx.publish_records(apply, &all)?;
             }
             Ok(Reply::Done)
         }

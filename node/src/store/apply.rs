@@ -206,7 +206,9 @@ impl<'t> Apply<'t> {
     fn store_envelope(&mut self, signed: &SignedChange) -> Result<u64, StoreError> {
         let hash = signed.hash();
         let envelope = signed.encode();
-        self.tx.open_table(CHANGES)?.insert(&hash, envelope.as_slice())?;
+        self.tx
+            .open_table(CHANGES)?
+            .insert(&hash, envelope.as_slice())?;
         self.tx
             .open_multimap_table(DOC_CHANGES)?
             .insert(signed.doc_id_text(), &hash)?;

@@ -58,7 +58,8 @@ pub const IDX_APPLICANT: TableDefinition<'_, (&str, &str), ()> =
 
 /// (unit a dossier was transferred to, dossier code) → (): the dossiers outside a commune's own
 /// numbering that are in its replication scope.
-pub const IDX_TRANSFER: TableDefinition<'_, (&str, &str), ()> = TableDefinition::new("idx-transfer-1");
+pub const IDX_TRANSFER: TableDefinition<'_, (&str, &str), ()> =
+    TableDefinition::new("idx-transfer-1");
 
 /// Peer node key (32 bytes) → JSON `replication::PeerState`: this node's durable checkpoint of
 /// the peer's feed (stored in the same transaction as the changes it covers), the peer's last
