@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use motcua_schema::automerge::sync::{State, SyncDoc};
 use motcua_schema::automerge::{Automerge, Change};
-use motcua_sync::{ChangeStore, Checkpoint, Scope, SessionConfig};
 use motcua_sync::testing::{MemStore, Pair, change_len_of, doc_id_of, realistic_dossier_changes};
+use motcua_sync::{ChangeStore, Checkpoint, Scope, SessionConfig};
 
 /// Changes per dossier in the data set (intake plus four steps).
 const EVENTS_PER_DOSSIER: usize = 5;
@@ -28,7 +28,10 @@ const EVENTS_PER_DOSSIER: usize = 5;
 const DIFF_CHANGES: usize = 1_000;
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn store(id: u8, envelopes: &[Vec<u8>]) -> MemStore {
@@ -49,7 +52,9 @@ fn raw_change(envelope: &[u8]) -> &[u8] {
 fn documents(envelopes: &[Vec<u8>]) -> BTreeMap<String, Automerge> {
     let mut docs: BTreeMap<String, Automerge> = BTreeMap::new();
     for e in envelopes {
-        let doc = docs.entry(doc_id_of(e).expect("doc id").to_owned()).or_default();
+        let doc = docs
+            .entry(doc_id_of(e).expect("doc id").to_owned())
+            .or_default();
         let change = Change::from_bytes(raw_change(e).to_vec()).expect("change parses");
         doc.apply_changes([change]).expect("change applies");
     }
@@ -58,7 +63,12 @@ fn documents(envelopes: &[Vec<u8>]) -> BTreeMap<String, Automerge> {
 
 /// Runs Automerge's sync protocol on one document pair until both are quiet. Returns bytes,
 /// messages and rounds (one round = each side may send one message; a round trip is two).
-fn automerge_sync(a: &mut Automerge, sa: &mut State, b: &mut Automerge, sb: &mut State) -> (u64, u64, u64) {
+fn automerge_sync(
+    a: &mut Automerge,
+    sa: &mut State,
+    b: &mut Automerge,
+    sb: &mut State,
+) -> (u64, u64, u64) {
     let (mut bytes, mut messages, mut rounds) = (0, 0, 0);
     loop {
         let from_a = a.generate_sync_message(sa);
@@ -90,12 +100,25 @@ fn main() {
     let started = Instant::now();
     let envelopes = realistic_dossier_changes("000.00.12.H12", dossiers, EVENTS_PER_DOSSIER, 7);
     let n = envelopes.len();
-    let raw: u64 = envelopes.iter().map(|e| change_len_of(e).expect("v1") as u64 + 64).sum();
-    println!("data set: {dossiers} dossiers, {n} signed changes, {raw} bytes of raw changes + signatures (built in {:.1} s)", started.elapsed().as_secs_f64());
+    let raw: u64 = envelopes
+        .iter()
+        .map(|e| change_len_of(e).expect("v1") as u64 + 64)
+        .sum();
+    println!(
+        "data set: {dossiers} dossiers, {n} signed changes, {raw} bytes of raw changes + signatures (built in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
 
     // motcua: catch-up of an empty commune-scoped peer, then idle, then repair.
     let t = Instant::now();
-    let mut pair = Pair::new(store(1, &envelopes), Scope::All, MemStore::new([2; 16]), Scope::Unit { unit: "000.00.12.H12".into() });
+    let mut pair = Pair::new(
+        store(1, &envelopes),
+        Scope::All,
+        MemStore::new([2; 16]),
+        Scope::Unit {
+            unit: "000.00.12.H12".into(),
+        },
+    );
     pair.run();
     assert!(pair.failures().is_empty(), "{:?}", pair.failures());
     let catch_up = pair.total_bytes();
@@ -129,9 +152,23 @@ fn main() {
         b.insert(e.clone());
     }
     let b = b.restored_from([5; 16]);
-    let a_checkpoint = Some(Checkpoint { peer_store_id: [4; 16], upto: b.feed_head() });
-    let b_checkpoint = Some(Checkpoint { peer_store_id: [3; 16], upto: a.feed_head() });
-    let mut repair = Pair::with(a, Scope::All, a_checkpoint, b, Scope::All, b_checkpoint, SessionConfig::default());
+    let a_checkpoint = Some(Checkpoint {
+        peer_store_id: [4; 16],
+        upto: b.feed_head(),
+    });
+    let b_checkpoint = Some(Checkpoint {
+        peer_store_id: [3; 16],
+        upto: a.feed_head(),
+    });
+    let mut repair = Pair::with(
+        a,
+        Scope::All,
+        a_checkpoint,
+        b,
+        Scope::All,
+        b_checkpoint,
+        SessionConfig::default(),
+    );
     repair.run();
     assert!(repair.failures().is_empty(), "{:?}", repair.failures());
     assert_eq!(repair.a.store.hash_set(), repair.b.store.hash_set());
@@ -178,20 +215,30 @@ fn main() {
         idle.1 += messages;
         idle.2 = idle.2.max(rounds);
     }
-    println!("automerge idle: {} bytes in {} messages, {} rounds per document", idle.0, idle.1, idle.2);
+    println!(
+        "automerge idle: {} bytes in {} messages, {} rounds per document",
+        idle.0, idle.1, idle.2
+    );
     let t = Instant::now();
     let docs_a = documents(&envelopes[..n - half]);
     let mut docs_b = documents(&envelopes[..n - DIFF_CHANGES]);
     for e in &envelopes[n - half..] {
-        let doc = docs_b.entry(doc_id_of(e).expect("doc id").to_owned()).or_default();
-        doc.apply_changes([Change::from_bytes(raw_change(e).to_vec()).expect("parses")]).expect("applies");
+        let doc = docs_b
+            .entry(doc_id_of(e).expect("doc id").to_owned())
+            .or_default();
+        doc.apply_changes([Change::from_bytes(raw_change(e).to_vec()).expect("parses")])
+            .expect("applies");
     }
     let mut rep = (0u64, 0u64);
-    let changes_bytes: u64 = envelopes[n - DIFF_CHANGES..].iter().map(|e| raw_change(e).len() as u64).sum();
+    let changes_bytes: u64 = envelopes[n - DIFF_CHANGES..]
+        .iter()
+        .map(|e| raw_change(e).len() as u64)
+        .sum();
     for (id, a) in docs_a {
         let mut a = a;
         let mut b = docs_b.remove(&id).unwrap_or_default();
-        let (bytes, messages, _) = automerge_sync(&mut a, &mut State::new(), &mut b, &mut State::new());
+        let (bytes, messages, _) =
+            automerge_sync(&mut a, &mut State::new(), &mut b, &mut State::new());
         rep.0 += bytes;
         rep.1 += messages;
     }

@@ -535,3 +535,202 @@ impl<'t> Apply<'t> {
         self.load_doc(&doc.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use automerge::transaction::CommitOptions;
+    use ed25519_dalek::SigningKey;
+    use motcua_schema::catalog::ProcessingTime;
+    use motcua_schema::dossier::{Applicant, Channel, Event, EventBody, Header};
+    use motcua_schema::ids::DossierCode;
+    use motcua_schema::signed::actor_for;
+    use motcua_schema::trust::{RecordBody, Role, SignedRecord};
+
+    const T: Timestamp = Timestamp(1_750_000_000_000);
+
+    fn root() -> SigningKey {
+        SigningKey::from_bytes(&[200; 32])
+    }
+
+    fn registry(enrolled: &[(&SigningKey, &str, Role)]) -> Registry {
+        let mut r = Registry::new(root().verifying_key());
+        for (key, unit, role) in enrolled {
+            let body = RecordBody::Enrolment {
+                node_key: hex::encode(key.verifying_key().as_bytes()),
+                unit: UnitCode::new(unit).unwrap(),
+                unit_name: (*unit).to_owned(),
+                role: *role,
+                valid_from: Timestamp(0),
+                valid_until: None,
+                issued_at: Timestamp(0),
+            };
+            r.insert(SignedRecord::sign(&body, &root())).unwrap();
+        }
+        r
+    }
+
+    fn event(body: EventBody) -> Event {
+        Event {
+            at: T,
+            by: "cb".into(),
+            unit: UnitCode::new("X1").unwrap(),
+            body,
+        }
+    }
+
+    /// A dossier document of `unit` with its creating change, signed by `key` under `epoch`.
+    fn create(key: &SigningKey, epoch: u8, code: &str) -> (Automerge, SignedChange) {
+        let code = DossierCode::parse(code).unwrap();
+        let header = Header {
+            code: code.clone(),
+            unit: code.unit(),
+            procedure_code: "1.004873".into(),
+            procedure_name: "Xác nhận tình trạng hôn nhân".into(),
+            agency: "Tư pháp".into(),
+            processing: ProcessingTime::WorkingDays(3),
+            channel: Channel::Online,
+            applicant: Applicant {
+                name: "A".into(),
+                id_number: "001099012345".into(),
+                phone: String::new(),
+                address: String::new(),
+            },
+            digitised: false,
+        };
+        let mut doc = Automerge::new().with_actor(actor_for(&key.verifying_key(), [epoch; 8]));
+        let mut tx = doc.transaction();
+        layout::dossier::create(
+            &mut tx,
+            &header,
+            &event(EventBody::Received {
+                due_at: T.plus_millis(1_000_000),
+            }),
+        )
+        .unwrap();
+        tx.commit_with(CommitOptions::default().with_time(T.0 / 1000));
+        let signed = SignedChange::sign(
+            &DocId::Dossier(code),
+            doc.get_last_local_change().unwrap(),
+            key,
+        )
+        .unwrap();
+        (doc, signed)
+    }
+
+    fn append(doc: &mut Automerge, key: &SigningKey, code: &str, body: EventBody) -> SignedChange {
+        let mut tx = doc.transaction();
+        layout::dossier::append(&mut tx, &event(body)).unwrap();
+        tx.commit_with(CommitOptions::default().with_time(T.0 / 1000));
+        SignedChange::sign(
+            &DocId::Dossier(DossierCode::parse(code).unwrap()),
+            doc.get_last_local_change().unwrap(),
+            key,
+        )
+        .unwrap()
+    }
+
+    fn apply_all(store: &Store, reg: &mut Registry, changes: &[&SignedChange]) -> Vec<Applied> {
+        let tx = store.db().begin_write().unwrap();
+        let mut out = Vec::new();
+        {
+            let mut apply = Apply::new(&tx, reg);
+            for c in changes {
+                out.push(apply.change(c, None, "test", T).unwrap());
+            }
+        }
+        tx.commit().unwrap();
+        out
+    }
+
+    #[test]
+    fn duplicates_are_idempotent_and_dependencies_wait_as_pending() {
+        // Why: peers resend and reorder; a change must be stored once, and a change whose
+        // dependency has not arrived is kept (verified changes are never dropped) and applied
+        // when it does.
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let mut reg = registry(&[(&key, "X1", Role::Commune)]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let code = "X1-250601-0001";
+        let (mut doc, first) = create(&key, 1, code);
+        let second = append(
+            &mut doc,
+            &key,
+            code,
+            EventBody::Resolved {
+                note: String::new(),
+            },
+        );
+        let r = apply_all(&store, &mut reg, &[&second, &first, &first]);
+        assert!(matches!(r[0], Applied::Pending(_)), "{r:?}");
+        assert!(matches!(r[1], Applied::Stored(_)), "{r:?}");
+        assert_eq!(r[2], Applied::Duplicate);
+        let summary = store.summary(code).unwrap().unwrap();
+        assert_eq!(
+            summary.status,
+            Some(motcua_schema::dossier::Status::Resolved)
+        );
+        assert_eq!(store.counts().unwrap().pending, 0);
+    }
+
+    #[test]
+    fn equivocation_keeps_a_fork_proof_and_refuses_the_second_change() {
+        // Why: two different changes with one (actor, seq) mean a node signed two histories; the
+        // evidence must be kept and the signer named.
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let mut reg = registry(&[(&key, "X1", Role::Commune)]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let code = "X1-250601-0002";
+        let (doc, first) = create(&key, 1, code);
+        let mut a = doc.fork();
+        let mut b = doc.fork();
+        a.set_actor(actor_for(&key.verifying_key(), [1; 8]));
+        b.set_actor(actor_for(&key.verifying_key(), [1; 8]));
+        let x = append(
+            &mut a,
+            &key,
+            code,
+            EventBody::Resolved {
+                note: "một".into()
+            },
+        );
+        let y = append(
+            &mut b,
+            &key,
+            code,
+            EventBody::Withdrawn {
+                reason: "hai".into(),
+            },
+        );
+        assert_eq!((x.seq(), x.actor()), (y.seq(), y.actor()));
+        let r = apply_all(&store, &mut reg, &[&first, &x, &y]);
+        assert!(
+            matches!(&r[2], Applied::Rejected(j) if j.reason == "equivocation"),
+            "{r:?}"
+        );
+        assert_eq!(store.counts().unwrap().forks, 1);
+    }
+
+    #[test]
+    fn changes_outside_scope_or_from_unknown_keys_are_rejected_and_logged() {
+        // Why: a commune may write only its own unit's records, and only enrolled keys may write.
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let stranger = SigningKey::from_bytes(&[4; 32]);
+        let mut reg = registry(&[(&key, "X1", Role::Commune)]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let (_, other_unit) = create(&key, 1, "X2-250601-0001");
+        let (_, unknown) = create(&stranger, 1, "X1-250601-0003");
+        let r = apply_all(&store, &mut reg, &[&other_unit, &unknown]);
+        assert!(
+            matches!(&r[0], Applied::Rejected(j) if j.reason == "out_of_scope"),
+            "{r:?}"
+        );
+        assert!(
+            matches!(&r[1], Applied::Rejected(j) if j.reason == "not_enrolled"),
+            "{r:?}"
+        );
+        let counts = store.counts().unwrap();
+        assert_eq!((counts.rejects, counts.dossiers, counts.changes), (2, 0, 0));
+    }
+}

@@ -219,6 +219,7 @@ impl Store {
             tx.open_table(TRUST)?;
             tx.open_table(USERS)?;
             tx.open_table(SESSIONS)?;
+            tx.open_table(DEVICES)?;
         }
         tx.commit()?;
         Ok(Store { db })

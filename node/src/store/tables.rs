@@ -100,5 +100,9 @@ pub const USERS: TableDefinition<'_, &str, &str> = TableDefinition::new("users-1
 /// is never stored.
 pub const SESSIONS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("sessions-1");
 
+/// SHA-256 of a device token (32 bytes) → JSON `auth::Device` (rating tablets and hall TVs,
+/// each with its own narrow rights). The token itself is never stored.
+pub const DEVICES: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("devices-1");
+
 /// The store format this code writes.
 pub const STORE_FORMAT_VERSION: u32 = 1;
