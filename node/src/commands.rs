@@ -504,7 +504,12 @@ impl Ctx<'_> {
             u8::from(date.month()),
             date.day()
         );
-        let make_id = |n: u32| format!("{unit}-{yymmdd}-R{n:04}");
+        // The actor's epoch (random per process) ends the id, so that a node restored from a
+        // backup, whose sequence table is older than the ratings it already took, can never
+        // issue an id that exists elsewhere (two ratings under one key would hide one).
+        let actor = self.identity.actor.to_bytes();
+        let epoch = hex::encode(&actor[actor.len().saturating_sub(2)..]);
+        let make_id = |n: u32| format!("{unit}-{yymmdd}-R{n:04}-{epoch}");
         let n = apply.next_number(unit.as_str(), "R", day, |a, n| a.has_rating(&make_id(n)))?;
         rating.id = make_id(n);
         let doc_id = DocId::Ratings(unit.clone(), day);

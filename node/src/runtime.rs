@@ -68,6 +68,7 @@ impl Node {
             reference: Arc::new(RwLock::new(reference)),
             identity: Arc::new(identity),
             feed: Arc::new(tokio::sync::watch::channel(feed_head).0),
+            store_epoch: Arc::new(tokio::sync::watch::channel(0).0),
         };
         let writer = Writer::start(shared.clone());
         Ok(Node {

@@ -147,6 +147,9 @@ pub struct Shared {
     /// The local feed's head, published after every commit that stored changes, so that
     /// replication sessions push new changes to connected peers at once.
     pub feed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped when the store takes a new store id (it found it was restored from a backup):
+    /// replication sessions end and start again under the new id.
+    pub store_epoch: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The node's clock, read only here and in the drivers. Rural clocks drift; the reading is
@@ -226,6 +229,7 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
     };
     let mut registry = shared.registry.write().expect("registry lock");
     let mut apply = Apply::new(&tx, &mut registry);
+    apply.set_own_key(*shared.identity.key.verifying_key().as_bytes());
     let mut results = Vec::with_capacity(jobs.len());
     let mut storage_failed = None;
     let mut replies = Vec::with_capacity(jobs.len());
@@ -267,6 +271,9 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         && let Some(head) = effects.feed_head
     {
         shared.feed.send_replace(head);
+    }
+    if committed.is_ok() && effects.store_rotated {
+        shared.store_epoch.send_modify(|e| *e += 1);
     }
     if committed.is_ok() && effects.config_changed {
         match Reference::load(&shared.store) {

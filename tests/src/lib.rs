@@ -303,6 +303,10 @@ pub struct Network {
     pub communes: Vec<TestNode>,
     /// The root key file.
     pub root_key: PathBuf,
+    /// The province's node key, hex.
+    pub province_key: String,
+    /// The province's replication address.
+    pub province_sync: String,
 }
 
 impl Network {
@@ -393,6 +397,8 @@ impl Network {
             province,
             communes,
             root_key,
+            province_key,
+            province_sync,
         })
     }
 

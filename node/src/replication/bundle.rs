@@ -67,8 +67,7 @@ pub fn export(node: &Node, peer_key: &str, all: bool, path: &Path) -> Result<Exp
         Some(mark) if !all && mark.store_id == store_id => mark.upto,
         _ => 0,
     };
-    let snapshot =
-        Snapshot::new(&node.shared.store, store_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snapshot = Snapshot::new(&node.shared.store).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tmp = path.with_extension("partial");
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,

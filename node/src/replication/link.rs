@@ -46,7 +46,7 @@ pub async fn run(
     let own_scope = super::scope_of(shared.identity.role, shared.identity.unit.as_str());
     let saved = shared.store.peer_state(&peer).map_err(|e| e.to_string())?;
     let local = Local {
-        store_id: inner.store_id,
+        store_id: shared.store.store_id().map_err(|e| e.to_string())?,
         feed_head: shared.store.feed_head().map_err(|e| e.to_string())?,
         checkpoint: saved.checkpoint.map(|m| Checkpoint {
             peer_store_id: m.store_id,
@@ -63,6 +63,7 @@ pub async fn run(
     let reader = tokio::spawn(read_frames(recv, frames_tx));
     let mut feed = shared.feed.subscribe();
     let mut switch = repl.link_switch(peer).subscribe();
+    let mut epoch = shared.store_epoch.subscribe();
     let origin = format!("peer:{}", hex::encode(&peer[..8]));
     let _ = inner
         .writer
@@ -169,6 +170,10 @@ pub async fn run(
                     tokio::task::block_in_place(|| session.local_feed_advanced(repl.now_ms(), &snap));
                 }
             }
+            _ = epoch.changed() => {
+                session.close();
+                break Err("kho dữ liệu nhận mã mới (phục hồi từ bản sao lưu): đồng bộ lại".to_owned());
+            }
             changed = switch.changed() => {
                 if changed.is_err() || !*switch.borrow() {
                     session.close();
@@ -190,7 +195,7 @@ pub async fn run(
 }
 
 fn snapshot(repl: &Replication) -> Result<Snapshot, String> {
-    Snapshot::new(&repl.inner.shared.store, repl.inner.store_id).map_err(|e| e.to_string())
+    Snapshot::new(&repl.inner.shared.store).map_err(|e| e.to_string())
 }
 
 async fn sleep_for(ms: Option<u64>) {

@@ -98,7 +98,6 @@ struct Inner {
     shared: Shared,
     writer: Writer,
     endpoint: Endpoint,
-    store_id: [u8; 16],
     statuses: Mutex<BTreeMap<[u8; 32], PeerStatus>>,
     active: Mutex<HashSet<[u8; 32]>>,
     /// Per-peer link switches; `false` cuts the link (the session ends, no redial, incoming
@@ -164,12 +163,10 @@ impl Replication {
             .bind()
             .await
             .with_context(|| format!("binding the replication endpoint on {}", config.listen))?;
-        let store_id = shared.store.store_id().context("reading the store id")?;
         let inner = Arc::new(Inner {
             shared,
             writer,
             endpoint,
-            store_id,
             statuses: Mutex::new(BTreeMap::new()),
             active: Mutex::new(HashSet::new()),
             links: Mutex::new(BTreeMap::new()),

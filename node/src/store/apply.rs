@@ -62,12 +62,16 @@ pub struct Effects {
     pub config_changed: bool,
     /// The local feed grew to this head.
     pub feed_head: Option<u64>,
+    /// The store found it lacks a change signed by this node's own key, so it lost history
+    /// (restored from a backup): it took a new store id, and peers must start over from it.
+    pub store_rotated: bool,
 }
 
 /// The pipeline bound to one write transaction.
 pub struct Apply<'t> {
     tx: &'t WriteTransaction,
     registry: &'t mut Registry,
+    own_key: Option<[u8; 32]>,
     /// Effects accumulated over the transaction.
     pub effects: Effects,
 }
@@ -89,8 +93,15 @@ impl<'t> Apply<'t> {
         Apply {
             tx,
             registry,
+            own_key: None,
             effects: Effects::default(),
         }
+    }
+
+    /// Tells the pipeline which key is this node's own, so that it notices when a peer sends
+    /// back a change this node signed but no longer holds.
+    pub fn set_own_key(&mut self, key: [u8; 32]) {
+        self.own_key = Some(key);
     }
 
     /// The write transaction.
@@ -119,6 +130,19 @@ impl<'t> Apply<'t> {
         }
         let change_time = Timestamp(signed.change().timestamp().saturating_mul(1000));
         let signer = *signed.signer().as_bytes();
+        if local_doc.is_none() && Some(signer) == self.own_key && !self.effects.store_rotated {
+            // A change this node's own key signed, which this store does not hold: the store
+            // lost history, i.e. it was restored from a backup. Its feed positions after the
+            // backup will be reused for other changes, so peers' checkpoints of it are void: it
+            // takes a new store id (peers then reconcile) and says so.
+            self.rotate_store_id()?;
+            tracing::warn!(
+                seq = signed.seq(),
+                doc = signed.doc_id_text(),
+                "this store lacks a change its own key signed: it was restored from a backup; \
+                 taking a new store id so that peers resynchronise"
+            );
+        }
         if let Err(e) = self.registry.check_key(&signer, change_time) {
             return self.reject(signed, origin, now, e.reason(), e.to_string());
         }
@@ -172,6 +196,17 @@ impl<'t> Apply<'t> {
         self.drain_pending(&doc_text, &mut doc, now)?;
         self.save_and_derive(signed.doc_id(), &doc)?;
         Ok(Applied::Stored(pos))
+    }
+
+    fn rotate_store_id(&mut self) -> Result<(), StoreError> {
+        let mut id = [0u8; 16];
+        rand::fill(&mut id);
+        id[0] |= 1; // never all zeros
+        self.tx
+            .open_table(META)?
+            .insert("store_id", id.as_slice())?;
+        self.effects.store_rotated = true;
+        Ok(())
     }
 
     /// Scope check against the document's current state.

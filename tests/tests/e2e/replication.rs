@@ -177,7 +177,7 @@ async fn a_commune_restored_from_an_old_backup_recovers_its_newer_records_withou
     net.start().unwrap();
     let p = leader(&net.province).await;
     let c = net.communes[0].client("lanhdao").await.unwrap();
-    work(&c, 4, 1).await;
+    let old = work(&c, 4, 1).await;
     wait_until("first sync", CONVERGE_WAIT_MS, || async {
         Ok(counts(&p).await.0 == 4)
     })
@@ -199,15 +199,76 @@ async fn a_commune_restored_from_an_old_backup_recovers_its_newer_records_withou
     .await
     .unwrap();
 
-    // The disk dies; the old backup comes back.
+    // The disk dies; the old backup comes back, and the commune works offline for a while
+    // before its link returns: it writes more changes than it lost, so its feed reuses the
+    // positions the province's checkpoint already covers.
     net.communes[0].kill();
     std::fs::copy(&backup, net.communes[0].dir().join("motcua.redb")).unwrap();
+    net.communes[0]
+        .motcua(&["peer", "remove", "--node-key", &net.province_key])
+        .unwrap();
+    net.communes[0].start().unwrap();
+    let c = net.communes[0].client("lanhdao").await.unwrap();
+    // Offline: the dossiers the backup holds are taken to their end, and rated (more changes
+    // than were lost). New dossiers are not received here: a restored node cannot know which
+    // numbers of the day it had already given out (a collision would be kept and flagged).
+    let mut offline_steps = 0;
+    for (i, code) in old.iter().enumerate() {
+        let mut steps = vec![json!({ "kind": "returned", "method": "counter" })];
+        if i % 2 == 1 {
+            steps.insert(0, json!({ "kind": "resolved" }));
+        }
+        for step in steps {
+            let (status, body) = c
+                .post(&format!("/api/v1/dossiers/{code}/events"), &step)
+                .await
+                .unwrap();
+            assert_eq!(status, 201, "{body}");
+            offline_steps += 1;
+        }
+        for _ in 0..2 {
+            let (status, body) = c
+                .post(
+                    "/api/v1/ratings",
+                    &json!({ "score": "satisfied", "dossier": code }),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 201, "{body}");
+            offline_steps += 1;
+        }
+    }
+    assert!(offline_steps > 10, "more changes offline than were lost");
+    net.communes[0].kill();
+    net.communes[0]
+        .motcua(&[
+            "peer",
+            "add",
+            "--name",
+            "Trung tâm tỉnh",
+            "--node-key",
+            &net.province_key,
+            "--addr",
+            &net.province_sync,
+        ])
+        .unwrap();
     net.communes[0].start().unwrap();
     let c = net.communes[0].client("lanhdao").await.unwrap();
     wait_until(
         "the restored commune recovers its newer records",
         CONVERGE_WAIT_MS,
         || async { Ok(counts(&c).await.0 == 9) },
+    )
+    .await
+    .unwrap();
+    let returned = |client: Client| async move {
+        let (_, body) = client.get("/api/v1/dossiers?status=returned").await?;
+        Ok::<usize, anyhow::Error>(body["items"].as_array().map_or(0, Vec::len))
+    };
+    wait_until(
+        "the province receives the offline work",
+        CONVERGE_WAIT_MS,
+        || async { Ok(returned(p.clone()).await? == 4 && counts(&p).await == counts(&c).await) },
     )
     .await
     .unwrap();
