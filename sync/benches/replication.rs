@@ -94,6 +94,21 @@ fn automerge_sync(
     }
 }
 
+/// Writes every dossier's header and events as JSON lines (one document each), for the
+/// CouchDB-style comparison (`tests/bench-pouchdb/`), after a first line with the denominator.
+fn export_json(docs: &BTreeMap<String, Automerge>, path: &str, raw: u64) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("creating the export file"));
+    writeln!(out, "{}", serde_json::json!({ "raw_change_and_signature_bytes": raw })).expect("write");
+    for (id, doc) in docs {
+        let state = motcua_schema::layout::dossier::read(doc).expect("dossier reads");
+        let events: Vec<_> = state.events.iter().map(|e| &e.event).collect();
+        let line = serde_json::json!({ "_id": id, "header": state.header, "events": events });
+        writeln!(out, "{line}").expect("write");
+    }
+    println!("exported {} dossiers to {path}", docs.len());
+}
+
 #[allow(clippy::disallowed_methods)] // a benchmark measures its own wall time
 fn main() {
     let dossiers = env_or("MOTCUA_BENCH_DOSSIERS", 20_000);
@@ -186,8 +201,13 @@ fn main() {
     // Automerge's per-document sync on the same documents.
     let t = Instant::now();
     let full = documents(&envelopes);
+    if let Ok(path) = std::env::var("MOTCUA_BENCH_EXPORT") {
+        export_json(&full, &path, raw);
+    }
+    // One document at a time (catch-up, then an idle reconnection with the saved sync
+    // states), so that a million changes fit in memory.
     let mut catch = (0u64, 0u64, 0u64);
-    let mut states = Vec::with_capacity(full.len());
+    let mut idle = (0u64, 0u64, 0u64);
     for doc in full.values() {
         let (mut a, mut b) = (doc.clone(), Automerge::new());
         let (mut sa, mut sb) = (State::new(), State::new());
@@ -195,8 +215,14 @@ fn main() {
         catch.0 += bytes;
         catch.1 += messages;
         catch.2 = catch.2.max(rounds);
-        states.push((a, sa, b, sb));
+        let mut sa2 = State::decode(&sa.encode()).expect("state decodes");
+        let mut sb2 = State::decode(&sb.encode()).expect("state decodes");
+        let (bytes, messages, rounds) = automerge_sync(&mut a, &mut sa2, &mut b, &mut sb2);
+        idle.0 += bytes;
+        idle.1 += messages;
+        idle.2 = idle.2.max(rounds);
     }
+    drop(full);
     println!(
         "automerge catch-up: {} bytes in {} messages, ratio {:.3}, {} rounds per document ({:.1} s)",
         catch.0,
@@ -205,16 +231,6 @@ fn main() {
         catch.2,
         t.elapsed().as_secs_f64()
     );
-    let mut idle = (0u64, 0u64, 0u64);
-    for (a, sa, b, sb) in &mut states {
-        // A new connection: the sync states as they would have been saved.
-        let mut sa2 = State::decode(&sa.encode()).expect("state decodes");
-        let mut sb2 = State::decode(&sb.encode()).expect("state decodes");
-        let (bytes, messages, rounds) = automerge_sync(a, &mut sa2, b, &mut sb2);
-        idle.0 += bytes;
-        idle.1 += messages;
-        idle.2 = idle.2.max(rounds);
-    }
     println!(
         "automerge idle: {} bytes in {} messages, {} rounds per document",
         idle.0, idle.1, idle.2
