@@ -98,8 +98,14 @@ fn automerge_sync(
 /// CouchDB-style comparison (`tests/bench-pouchdb/`), after a first line with the denominator.
 fn export_json(docs: &BTreeMap<String, Automerge>, path: &str, raw: u64) {
     use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("creating the export file"));
-    writeln!(out, "{}", serde_json::json!({ "raw_change_and_signature_bytes": raw })).expect("write");
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(path).expect("creating the export file"));
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({ "raw_change_and_signature_bytes": raw })
+    )
+    .expect("write");
     for (id, doc) in docs {
         let state = motcua_schema::layout::dossier::read(doc).expect("dossier reads");
         let events: Vec<_> = state.events.iter().map(|e| &e.event).collect();
