@@ -239,6 +239,9 @@ pub struct Faults {
     pub disk_failures: u32,
     /// How long a disk fails, minutes.
     pub disk_failure_minutes: u64,
+    /// Whether the operator of a restored commune lets it sync with the province before the
+    /// counter reopens (`false`: intake goes on at once, from the restored sequence numbers).
+    pub restore_waits_for_sync: bool,
 }
 
 impl Default for Faults {
@@ -255,6 +258,7 @@ impl Default for Faults {
             clock_jump_hours_max: 24,
             disk_failures: 0,
             disk_failure_minutes: 20,
+            restore_waits_for_sync: true,
         }
     }
 }

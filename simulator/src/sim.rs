@@ -52,7 +52,7 @@ use crate::workload::{DAY_MS, HOUR_MS, Plan, StepKind, WorkTime, draw_intake, dr
 /// How often staleness is sampled, ms.
 pub const SAMPLE_INTERVAL_MS: u64 = 30 * 60_000;
 /// How often convergence is probed while a heal is pending, ms.
-pub const PROBE_INTERVAL_MS: u64 = 60_000;
+pub const PROBE_INTERVAL_MS: u64 = 10_000;
 /// How long a run goes on after it converged, ms (lets sessions settle before the checks).
 pub const SETTLE_AFTER_CONVERGENCE_MS: u64 = 10 * 60_000;
 /// Wait before retrying a step whose node is down or whose write failed, ms.
@@ -1011,8 +1011,9 @@ impl Sim {
             .as_ref()
             .and_then(Session::poll_timeout)
             .is_some_and(|t| t <= now);
-        if due {
-            self.call(l, end, |s, now, st| s.handle_timeout(now, st));
+        if due && !self.call(l, end, |s, now, st| s.handle_timeout(now, st)) {
+            // The node behind this end is gone; its session with it.
+            return;
         }
         self.drive(l, end);
     }
@@ -1928,7 +1929,16 @@ impl Sim {
             return;
         }
         self.nodes[n].crash();
+        self.process_gone(n);
+    }
+
+    /// Node `n`'s process is gone: its sessions with it, and its connections are lost.
+    fn process_gone(&mut self, n: usize) {
+        let end = if n == 0 { End::Province } else { End::Remote };
         for l in self.links_of(n) {
+            if let Some(conn) = self.links[l].conn.as_mut() {
+                *conn.session(end) = None;
+            }
             self.lose_conn(l);
         }
     }
@@ -1972,9 +1982,7 @@ impl Sim {
         };
         let was_up = self.nodes[n].is_up();
         self.nodes[n].crash();
-        for l in self.links_of(n) {
-            self.lose_conn(l);
-        }
+        self.process_gone(n);
         let id = id16(&mut self.rng);
         let e = epoch(&mut self.rng);
         if let Err(err) = self.nodes[n].restore(image, id, e) {
@@ -1996,7 +2004,8 @@ impl Sim {
         let tracker = &self.tracker;
         self.local_writes[n].retain(|(_, h)| tracker.exists(h));
         // The operator reopens the counter only after the node has synced with the province.
-        self.wait_for_sync[n] = self.node_link[n].is_some_and(|l| self.links[l].has_network);
+        self.wait_for_sync[n] = self.scenario.faults.restore_waits_for_sync
+            && self.node_link[n].is_some_and(|l| self.links[l].has_network);
         if was_up {
             self.note_heal(n);
         }
@@ -2009,9 +2018,7 @@ impl Sim {
         // the operator restarts the node once the disk works again.
         if self.nodes[n].is_up() {
             self.nodes[n].crash();
-            for l in self.links_of(n) {
-                self.lose_conn(l);
-            }
+            self.process_gone(n);
             self.on_restart(n);
         }
     }
