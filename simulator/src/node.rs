@@ -100,8 +100,9 @@ impl HonestNode {
         root: ed25519_dalek::VerifyingKey,
         store_id: [u8; 16],
         epoch: [u8; 8],
+        journal: bool,
     ) -> HonestNode {
-        let disk = Disk::new();
+        let disk = Disk::with_journal(journal);
         let store = Store::open_with_backend(disk.backend(), store_id).expect("a new store opens");
         let role = role_of(kind);
         let identity = Identity {

@@ -100,6 +100,8 @@ pub struct Outcome {
     pub rejects: BTreeMap<String, u64>,
     /// Reconciliations decoded, and fallen back to the feed.
     pub reconciliations: [u64; 2],
+    /// Write transactions committed, by purpose.
+    pub commits: BTreeMap<String, u64>,
     /// Seconds from the last heal to convergence.
     pub convergence_after_last_heal_s: Option<f64>,
     /// Convergence after each heal.
@@ -169,6 +171,12 @@ pub fn outcome(sim: &mut Sim, checks: Vec<Check>, wall_s: f64) -> Outcome {
         faults: sim.metrics.faults.clone(),
         rejects,
         reconciliations: sim.metrics.reconciliations,
+        commits: sim
+            .metrics
+            .commits
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
         convergence_after_last_heal_s: sim
             .metrics
             .converged_at
@@ -223,6 +231,7 @@ pub fn text(o: &Outcome, replay: &str) -> String {
     }
     let _ = writeln!(s, "  faults injected: {:?}", o.faults);
     let _ = writeln!(s, "  rejects by reason: {:?}", o.rejects);
+    let _ = writeln!(s, "  write transactions: {:?}", o.commits);
     let _ = writeln!(
         s,
         "  reconciliations: {} decoded, {} fell back to the feed",

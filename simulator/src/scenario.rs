@@ -110,8 +110,10 @@ pub struct Workload {
     pub supplement_share: f64,
     /// Share with fees to pay.
     pub payment_share: f64,
-    /// Share transferred commune → province or province → commune (liên thông).
+    /// Share of a commune's dossiers transferred to the province (liên thông).
     pub transfer_share: f64,
+    /// Share of the province's dossiers transferred to a commune.
+    pub province_transfer_share: f64,
     /// Share resolved after the due instant (under 1%).
     pub overdue_share: f64,
     /// Share of results returned by post (about 18%).
@@ -139,6 +141,7 @@ impl Default for Workload {
             supplement_share: 0.08,
             payment_share: 0.3,
             transfer_share: 0.05,
+            province_transfer_share: 0.03,
             overdue_share: 0.005,
             returned_postal_share: 0.18,
             returned_online_share: 0.2,

@@ -318,6 +318,8 @@ pub struct Metrics {
     pub acked: BTreeMap<String, u64>,
     /// Workload: refused or abandoned requests by reason.
     pub refused: BTreeMap<String, u64>,
+    /// Write transactions committed, by what they were for.
+    pub commits: BTreeMap<&'static str, u64>,
     /// Reconciliations that decoded, and those that fell back to the feed.
     pub reconciliations: [u64; 2],
     /// Violations noticed while running (each is a failed check).
@@ -426,6 +428,8 @@ impl Sim {
         let valid_from = Timestamp(base_ms - ENROLMENT_BACKDATE_MS);
         let mut nodes = Vec::new();
         let mut records: Vec<SignedRecord> = Vec::new();
+        let f = &scenario.faults;
+        let journal = f.crashes > 0 || f.restores > 0 || f.disk_failures > 0;
         let add_node = |nodes: &mut Vec<HonestNode>,
                         records: &mut Vec<SignedRecord>,
                         rng: &mut Rng,
@@ -454,6 +458,7 @@ impl Sim {
                 root.verifying_key(),
                 store_id,
                 e,
+                journal,
             ));
         };
         add_node(
@@ -1194,6 +1199,12 @@ impl Sim {
             self.reject("import: write failed");
             return None;
         }
+        let kind = if envelopes.is_empty() {
+            "checkpoint only"
+        } else {
+            "import"
+        };
+        *self.metrics.commits.entry(kind).or_default() += 1;
         self.after_commit(n, out.new_entries, false);
         match out.results.into_iter().next() {
             Some(Ok(Reply::Imported(r))) => Some(ApplyReport {
@@ -1221,6 +1232,7 @@ impl Sim {
             }],
         );
         if out.committed {
+            *self.metrics.commits.entry("peer seen").or_default() += 1;
             self.after_commit(n, out.new_entries, false);
         }
     }
@@ -1522,6 +1534,9 @@ impl Sim {
     ) -> Result<(Reply, [u8; 32]), CommandError> {
         let wall = self.wall(n);
         let out = self.nodes[n].run_batch(wall, vec![command]);
+        if out.committed {
+            *self.metrics.commits.entry("local write").or_default() += 1;
+        }
         let entries = out.new_entries.clone();
         self.after_commit(n, out.new_entries, true);
         let result = out

@@ -258,7 +258,12 @@ pub fn draw_plan(
     if intake.channel == Channel::Direct && rng.chance(w.rating_share) {
         steps.push_back((minutes(rng, 1, 10), StepKind::Rate(score(rng, w))));
     }
-    if let Some(to) = transfer_to.filter(|_| rng.chance(w.transfer_share)) {
+    let share = if holder == 0 {
+        w.province_transfer_share
+    } else {
+        w.transfer_share
+    };
+    if let Some(to) = transfer_to.filter(|_| rng.chance(share)) {
         steps.push_back((minutes(rng, 30, 480), StepKind::Transfer { to }));
     }
     if rng.chance(w.supplement_share) {
