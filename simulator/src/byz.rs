@@ -137,6 +137,8 @@ fn create(
 impl ByzNode {
     /// A Byzantine node of `unit` attacking the province of `victim` units, its crafted store
     /// built from `rng`.
+    // One argument per ingredient of the crafted store reads better than a builder here.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: String,
         unit: UnitCode,

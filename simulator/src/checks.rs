@@ -488,14 +488,13 @@ pub fn run_all(sim: &mut Sim) -> Vec<Check> {
                     Crafted::Valid if b.enrolled && !sim.tracker.holds(0, &c.hash) => {
                         bad.push(format!("the province dropped a valid change of {}", b.name));
                     }
-                    Crafted::Equivocation { actor, seq, doc } if b.enrolled => {
-                        if !all_forks
-                            .iter()
-                            .any(|(d, a, s)| d == doc && a == actor && s == seq)
-                        {
-                            fork_bad
-                                .push(format!("no fork proof for {doc} seq {seq} of {}", b.name));
-                        }
+                    Crafted::Equivocation { actor, seq, doc }
+                        if b.enrolled
+                            && !all_forks
+                                .iter()
+                                .any(|(d, a, s)| d == doc && a == actor && s == seq) =>
+                    {
+                        fork_bad.push(format!("no fork proof for {doc} seq {seq} of {}", b.name));
                     }
                     _ => {}
                 }

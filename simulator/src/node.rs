@@ -197,7 +197,6 @@ impl HonestNode {
             results.push(result);
         }
         let effects = std::mem::take(&mut apply.effects);
-        drop(apply);
         let committed = match storage_failed {
             Some(message) => {
                 drop(tx);

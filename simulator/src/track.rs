@@ -10,6 +10,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// A change and its document id.
+pub type Held = ([u8; 32], String);
+
 /// Which nodes admit a document.
 #[derive(Debug, Clone)]
 struct DocInfo {
@@ -198,7 +201,7 @@ impl Tracker {
 
     /// The universe changes node `n` should hold but does not, and those it holds but should
     /// not (a scope breach), with their document ids.
-    pub fn differences(&self, n: usize) -> (Vec<([u8; 32], String)>, Vec<([u8; 32], String)>) {
+    pub fn differences(&self, n: usize) -> (Vec<Held>, Vec<Held>) {
         let mut missing = Vec::new();
         let mut extra = Vec::new();
         for (hash, (d, _)) in &self.changes {
