@@ -185,7 +185,7 @@ impl<'t> Apply<'t> {
                 doc
             }
         };
-        if let Err(reject) = self.authorize(signed, change_time) {
+        if let Err(reject) = self.authorize(signed, change_time, None) {
             return self.reject(signed, origin, now, reject.reason, reject.message);
         }
         if !is_local {
@@ -209,10 +209,20 @@ impl<'t> Apply<'t> {
         Ok(())
     }
 
-    /// Scope check against the document's current state.
-    fn authorize(&self, signed: &SignedChange, at: Timestamp) -> Result<(), Reject> {
-        let transfers: Vec<UnitCode> = match signed.doc_id() {
-            DocId::Dossier(code) => self
+    /// Scope check against the document's current state: the stored summary, or `doc` when
+    /// given (a pending change released by a change of this batch is judged against the document
+    /// it joins, whose summary is only saved after the pending changes are drained).
+    fn authorize(
+        &self,
+        signed: &SignedChange,
+        at: Timestamp,
+        doc: Option<&Automerge>,
+    ) -> Result<(), Reject> {
+        let transfers: Vec<UnitCode> = match (signed.doc_id(), doc) {
+            (DocId::Dossier(_), Some(doc)) => layout::dossier::read(doc)
+                .map(|s| s.transfers)
+                .unwrap_or_default(),
+            (DocId::Dossier(code), None) => self
                 .summary(code.as_str())
                 .ok()
                 .flatten()
@@ -298,7 +308,7 @@ impl<'t> Apply<'t> {
                     .remove(doc_text, &hash)?;
                 progressed = true;
                 let at = Timestamp(signed.change().timestamp().saturating_mul(1000));
-                if let Err(reject) = self.authorize(&signed, at) {
+                if let Err(reject) = self.authorize(&signed, at, Some(doc)) {
                     // It was stored while its scope could not be judged; it stays stored as
                     // evidence but never enters the document.
                     self.log_reject(&signed, "pending", now, reject.reason, &reject.message)?;

@@ -172,6 +172,22 @@ impl Store {
         Store::init(db)
     }
 
+    /// A store over any redb storage backend (the simulator's fault-injecting disk): the same
+    /// tables, transactions and pipeline. An image that already holds a store keeps its id; a
+    /// new one is given `store_id`, so runs are reproducible.
+    pub fn open_with_backend(
+        backend: impl redb::StorageBackend,
+        store_id: [u8; 16],
+    ) -> Result<Store, StoreError> {
+        let db = Database::builder().create_with_backend(backend)?;
+        let tx = db.begin_write()?;
+        if tx.open_table(META)?.get("store_id")?.is_none() {
+            tx.open_table(META)?.insert("store_id", store_id.as_slice())?;
+        }
+        tx.commit()?;
+        Store::init(db)
+    }
+
     /// Creates every table and checks the format.
     fn init(db: Database) -> Result<Store, StoreError> {
         let tx = db.begin_write()?;

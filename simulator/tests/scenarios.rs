@@ -1,0 +1,151 @@
+//! The simulator in CI: every scenario file under `simulator/scenarios/` that is meant to pass
+//! runs with each of its seeds and must pass every check; a run must be reproducible from its
+//! seed; and the checks must be able to fail.
+
+use motcua_simulator::scenario::Scenario;
+use motcua_simulator::{checks, replay_command, run};
+
+fn load(name: &str) -> (Scenario, String) {
+    let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("scenario file");
+    (Scenario::parse(&text).expect("scenario parses"), path)
+}
+
+fn passes_with_its_seeds(name: &str) {
+    let (scenario, path) = load(name);
+    assert!(!scenario.seeds.is_empty());
+    for &seed in &scenario.seeds {
+        let (o, _) = run(&scenario, seed, &mut |_, _| {}, &|| 0.0);
+        let failed: Vec<String> = o
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "scenario {name} seed {seed} failed: {failed:#?}\nreplay with: {}",
+            replay_command(&path, seed)
+        );
+        assert!(o.acknowledged.get("dossier").copied().unwrap_or(0) > 0);
+    }
+}
+
+#[test]
+fn smoke_passes() {
+    // Why: the baseline (good links, no faults) must converge with exact figures.
+    passes_with_its_seeds("smoke");
+}
+
+#[test]
+fn partitions_pass() {
+    // Why: part-time lossy links and partitions of one commune, a group and the province.
+    passes_with_its_seeds("partitions");
+}
+
+#[test]
+fn crashes_pass() {
+    // Why: power cuts, a restore from an old backup and failing disks lose nothing acknowledged.
+    passes_with_its_seeds("crashes");
+}
+
+#[test]
+fn restores_before_sync_pass() {
+    // Why: a restored commune that reopens at once once refused its own valid events (fixed).
+    passes_with_its_seeds("restore-before-sync");
+}
+
+#[test]
+fn clocks_pass() {
+    // Why: skewed and jumping clocks must not change what the province counts.
+    passes_with_its_seeds("clocks");
+}
+
+#[test]
+fn byzantine_nodes_are_contained() {
+    // Why: forged, out-of-scope and equivocating changes and bad frames must not get in.
+    passes_with_its_seeds("byzantine");
+}
+
+#[test]
+fn bundles_pass() {
+    // Why: communes with no link converge by USB sticks, even truncated, doubled or late ones.
+    passes_with_its_seeds("bundles");
+}
+
+#[test]
+fn chaos_passes() {
+    // Why: every fault at once, the scenario of the seed sweep.
+    passes_with_its_seeds("chaos");
+}
+
+#[test]
+fn same_seed_same_run_and_other_seed_other_run() {
+    // Why: a failing seed is only useful if replaying it replays the same run, byte for byte.
+    let (scenario, _) = load("chaos");
+    let a = run(&scenario, 11, &mut |_, _| {}, &|| 0.0).0;
+    let b = run(&scenario, 11, &mut |_, _| {}, &|| 0.0).0;
+    let c = run(&scenario, 12, &mut |_, _| {}, &|| 0.0).0;
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.events, b.events);
+    assert_eq!(a.bytes_total, b.bytes_total);
+    assert_eq!(
+        serde_json::to_string(&a.checks).unwrap(),
+        serde_json::to_string(&b.checks).unwrap()
+    );
+    assert_ne!(a.trace_hash, c.trace_hash);
+}
+
+#[test]
+fn checks_fail_when_the_ground_truth_and_the_province_disagree() {
+    // Why: a check that cannot fail proves nothing; forgetting one acknowledged dossier and one
+    // rating in the ground truth must make the report and durability checks fail.
+    let (scenario, _) = load("smoke");
+    let mut sim = motcua_simulator::sim::Sim::new(&scenario, 3);
+    sim.run(&mut |_, _| {});
+    let before = checks::run_all(&mut sim);
+    assert!(before.iter().all(|c| c.passed), "{before:#?}");
+    let code = sim
+        .truth
+        .dossiers
+        .keys()
+        .next()
+        .cloned()
+        .expect("a dossier");
+    let mut d = sim.truth.dossiers.remove(&code).expect("present");
+    // Claim a change that no node holds, and a header that no node wrote: the durability,
+    // summary and report checks must all disagree.
+    d.events[0].1 = [7; 32];
+    d.header.digitised = !d.header.digitised;
+    d.header.channel = match d.header.channel {
+        motcua_schema::dossier::Channel::Online => motcua_schema::dossier::Channel::Postal,
+        _ => motcua_schema::dossier::Channel::Online,
+    };
+    sim.truth.dossiers.insert(code, d);
+    let after = checks::run_all(&mut sim);
+    let failed: Vec<&str> = after.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+    assert!(failed.contains(&"no acknowledged write lost"), "{failed:?}");
+    assert!(
+        failed.contains(&"the provincial report equals the report of the ground truth"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn the_transfer_gap_without_anti_entropy_is_caught() {
+    // Why: the simulator must notice a network that does not converge; this scenario shows a
+    // real gap (a transferred dossier's earlier changes never reach the commune without
+    // anti-entropy), so its liveness check must fail until replication closes the gap.
+    let (scenario, _) = load("transfer-without-anti-entropy");
+    let (o, _) = run(&scenario, scenario.seeds[0], &mut |_, _| {}, &|| 0.0);
+    let liveness = o
+        .checks
+        .iter()
+        .find(|c| c.name.starts_with("liveness"))
+        .expect("a liveness check");
+    assert!(
+        !liveness.passed,
+        "the transfer gap was not seen: {:?}",
+        o.checks
+    );
+}
