@@ -18,3 +18,6 @@
 pub mod cli;
 pub mod export;
 pub mod log;
+
+#[cfg(test)]
+mod tests;
