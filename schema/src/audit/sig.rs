@@ -108,15 +108,34 @@ pub fn verify_one(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool 
     })
 }
 
-/// Whether `R` and `S` pass the checks that make a batch agree with `verify_strict`.
+/// Every 32-byte string with `y < p` that decodes to a point of small order: the eight
+/// canonical encodings of the 8-torsion points, and `(0, ±1)` written with the sign bit set
+/// (which decoding reads as `x = 0`). Matching against them avoids decompressing `R` twice
+/// (`verify_batch` decompresses it too), which would cost as much as the batch itself.
+fn small_order_encodings() -> &'static [[u8; 32]; 10] {
+    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 10]> = std::sync::OnceLock::new();
+    ENCODINGS.get_or_init(|| {
+        let mut out = [[0u8; 32]; 10];
+        for (i, t) in curve25519_dalek::constants::EIGHT_TORSION
+            .iter()
+            .enumerate()
+        {
+            out[i] = t.compress().to_bytes();
+        }
+        out[8][0] = 1; // y = 1
+        out[8][31] = 0x80;
+        out[9] = [0xff; 32]; // y = p − 1 = 2^255 − 20
+        out[9][0] = 0xec;
+        out
+    })
+}
+
+/// Whether `R` and `S` pass the checks that make a batch agree with `verify_strict` (an `R`
+/// that does not decode fails the batch, which is then re-checked one signature at a time).
 fn batch_prechecks(signature: &[u8; 64]) -> bool {
     let r: [u8; 32] = signature[..32].try_into().expect("32 bytes");
     let s: [u8; 32] = signature[32..].try_into().expect("32 bytes");
-    scalar_is_canonical(&s)
-        && y_is_canonical(&r)
-        && CompressedEdwardsY(r)
-            .decompress()
-            .is_some_and(|p| !p.is_small_order())
+    scalar_is_canonical(&s) && y_is_canonical(&r) && !small_order_encodings().contains(&r)
 }
 
 /// How signatures are checked.
@@ -279,6 +298,31 @@ mod tests {
         let weak = EIGHT_TORSION[2].compress().to_bytes();
         for mode in [Mode::Batch, Mode::Strict] {
             assert!(!jobs_of(&[weak], std::slice::from_ref(&m), &[good], mode)[0]);
+        }
+    }
+
+    #[test]
+    fn the_small_order_encodings_are_exactly_those_that_decode_to_small_order() {
+        // Why: the batch pre-check matches R against a list instead of decompressing it; the list
+        // must hold every canonical-y encoding of a small-order point and nothing else.
+        let listed = small_order_encodings();
+        for t in EIGHT_TORSION {
+            for sign in [0u8, 0x80] {
+                let mut b = t.compress().to_bytes();
+                b[31] = (b[31] & 0x7f) | sign;
+                let small = CompressedEdwardsY(b)
+                    .decompress()
+                    .is_some_and(|p| p.is_small_order());
+                assert_eq!(listed.contains(&b), small, "{}", hex::encode(b));
+            }
+        }
+        for b in listed {
+            assert!(y_is_canonical(b));
+            assert!(
+                CompressedEdwardsY(*b)
+                    .decompress()
+                    .is_some_and(|p| p.is_small_order())
+            );
         }
     }
 

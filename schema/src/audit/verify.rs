@@ -79,7 +79,7 @@ struct Entry<'a> {
     env: Envelope<'a>,
     header: ChangeHeader<'a>,
     doc: DocId,
-    unit: String,
+    unit: &'a str,
 }
 
 impl Entry<'_> {
@@ -99,7 +99,7 @@ impl Entry<'_> {
             reason: reason.into(),
             record: self.record(),
             hash: Some(hex::encode(self.header.hash)),
-            unit: Some(self.unit.clone()),
+            unit: Some(self.unit.to_owned()),
             message,
         }
     }
@@ -124,6 +124,20 @@ fn kind_of(doc: &DocId) -> &'static str {
         DocId::Calendar => "calendar",
         DocId::Registry => "registry",
     }
+}
+
+/// The unit part of a valid document id, borrowed ([`PROVINCE_WIDE`] for province-wide ones).
+fn unit_slice(doc_id: &str) -> &str {
+    if let Some(code) = doc_id.strip_prefix("dossier/") {
+        // `<unit>-<YYMMDD>-<NNNN>`: a unit code never contains '-'.
+        return code.split('-').next().unwrap_or(PROVINCE_WIDE);
+    }
+    for prefix in ["ratings/", "log/"] {
+        if let Some(rest) = doc_id.strip_prefix(prefix) {
+            return rest.split('/').next().unwrap_or(PROVINCE_WIDE);
+        }
+    }
+    PROVINCE_WIDE
 }
 
 fn unit_of(doc: &DocId) -> String {
@@ -296,18 +310,27 @@ fn check_registry(a: &Archive<'_>, options: &Options, r: &mut Report) -> Option<
     Some(registry)
 }
 
+/// What one unit's changes add up to, accumulated without allocating per change.
+#[derive(Default)]
+struct UnitAcc<'a> {
+    changes: u64,
+    kinds: BTreeMap<&'static str, u64>,
+    signers: HashMap<[u8; 32], u64>,
+    docs: HashSet<&'a str>,
+}
+
 fn read_changes<'a>(a: &Archive<'a>, r: &mut Report) -> Vec<Entry<'a>> {
     let mut out = Vec::with_capacity(a.changes.len());
     r.checks.changes = a.changes.len() as u64;
-    let mut docs_per_unit: HashMap<String, HashSet<&'a str>> = HashMap::new();
+    let mut units: HashMap<&'a str, UnitAcc<'a>> = HashMap::new();
     let mut seen: HashMap<Hash, usize> = HashMap::with_capacity(a.changes.len());
     let mut last_leaf: Option<u64> = None;
     for raw in &a.changes {
-        let record = format!("change #{} (leaf {})", raw.position, raw.leaf);
+        let record = || format!("change #{} (leaf {})", raw.position, raw.leaf);
         if let Some(l) = last_leaf.filter(|&l| raw.leaf <= l) {
             r.fail(plain(
                 "leaf_order",
-                format!("{record} after change #{} (leaf {l})", raw.position - 1),
+                format!("{} after change #{} (leaf {l})", record(), raw.position - 1),
                 "changes must be in strictly increasing log order",
             ));
         }
@@ -315,21 +338,21 @@ fn read_changes<'a>(a: &Archive<'a>, r: &mut Report) -> Vec<Entry<'a>> {
         let env = match parse_envelope(raw.envelope) {
             Ok(e) => e,
             Err(e) => {
-                r.fail(plain(e.reason(), record, e.to_string()));
+                r.fail(plain(e.reason(), record(), e.to_string()));
                 continue;
             }
         };
         let doc = match DocId::parse(env.doc_id) {
             Ok(d) => d,
             Err(e) => {
-                r.fail(plain("doc_id", record, e.to_string()));
+                r.fail(plain("doc_id", record(), e.to_string()));
                 continue;
             }
         };
         let header = match parse_change(env.change) {
             Ok(h) => h,
             Err(e) => {
-                r.fail(plain(e.reason(), record, e.to_string()));
+                r.fail(plain(e.reason(), record(), e.to_string()));
                 continue;
             }
         };
@@ -338,7 +361,7 @@ fn read_changes<'a>(a: &Archive<'a>, r: &mut Report) -> Vec<Entry<'a>> {
             leaf: raw.leaf,
             env,
             header,
-            unit: unit_of(&doc),
+            unit: unit_slice(env.doc_id),
             doc,
         };
         if !entry.header.checksum_ok {
@@ -363,18 +386,23 @@ fn read_changes<'a>(a: &Archive<'a>, r: &mut Report) -> Vec<Entry<'a>> {
                 format!("the same change is also change #{first}"),
             ));
         }
-        let u = r.units.entry(entry.unit.clone()).or_default();
+        let u = units.entry(entry.unit).or_default();
         u.changes += 1;
-        *u.kinds.entry(kind_of(&entry.doc).into()).or_insert(0) += 1;
-        *u.signers.entry(hex::encode(entry.env.signer)).or_insert(0) += 1;
-        if docs_per_unit
-            .entry(entry.unit.clone())
-            .or_default()
-            .insert(entry.env.doc_id)
-        {
-            u.documents += 1;
-        }
+        *u.kinds.entry(kind_of(&entry.doc)).or_insert(0) += 1;
+        *u.signers.entry(*entry.env.signer).or_insert(0) += 1;
+        u.docs.insert(entry.env.doc_id);
         out.push(entry);
+    }
+    for (unit, acc) in units {
+        let u = r.units.entry(unit.to_owned()).or_default();
+        u.changes += acc.changes;
+        u.documents += acc.docs.len() as u64;
+        for (k, n) in acc.kinds {
+            *u.kinds.entry(k.to_owned()).or_insert(0) += n;
+        }
+        for (key, n) in acc.signers {
+            *u.signers.entry(hex::encode(key)).or_insert(0) += n;
+        }
     }
     out
 }
@@ -411,18 +439,9 @@ fn check_signatures_of(
 
 fn check_authority(entries: &[Entry<'_>], registry: &Registry, r: &mut Report) {
     let mut transfer_scoped: Vec<usize> = Vec::new();
+    let mut signers: HashMap<[u8; 32], u64> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        let signer = hex::encode(e.env.signer);
-        let summary = r.signers.entry(signer).or_insert_with(|| {
-            let s = registry.standing(e.env.signer);
-            SignerSummary {
-                unit: s.map(|s| s.unit.to_string()),
-                unit_name: s.map(|s| s.unit_name.clone()),
-                role: s.map(|s| s.role.name().to_owned()),
-                changes: 0,
-            }
-        });
-        summary.changes += 1;
+        *signers.entry(*e.env.signer).or_insert(0) += 1;
         let at = e.time();
         let standing = match registry.check_key(e.env.signer, at) {
             Ok(s) => s,
@@ -434,7 +453,7 @@ fn check_authority(entries: &[Entry<'_>], registry: &Registry, r: &mut Report) {
                 continue;
             }
         };
-        let foreign_dossier = matches!((&e.doc, standing.role), (DocId::Dossier(code), Role::Commune) if code.unit() != standing.unit);
+        let foreign_dossier = matches!((&e.doc, standing.role), (DocId::Dossier(_), Role::Commune) if e.unit != standing.unit.as_str());
         if foreign_dossier {
             transfer_scoped.push(i);
             continue;
@@ -442,6 +461,18 @@ fn check_authority(entries: &[Entry<'_>], registry: &Registry, r: &mut Report) {
         if let Err(err) = registry.authorize(e.env.signer, at, &e.doc, &[]) {
             r.fail(e.finding(err.reason(), err.to_string()));
         }
+    }
+    for (key, changes) in signers {
+        let s = registry.standing(&key);
+        r.signers.insert(
+            hex::encode(key),
+            SignerSummary {
+                unit: s.map(|s| s.unit.to_string()),
+                unit_name: s.map(|s| s.unit_name.clone()),
+                role: s.map(|s| s.role.name().to_owned()),
+                changes,
+            },
+        );
     }
     check_transfers(entries, &transfer_scoped, registry, r);
 }
