@@ -16,11 +16,11 @@ use std::sync::Mutex;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use motcua_schema::timestamp::Timestamp;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::tables::{SESSIONS, USERS};
+use crate::store::tables::{DEVICES, SESSIONS, USERS};
 use crate::store::{StoreError, decode_json};
 
 /// How long a session lasts, in milliseconds (one working day and a bit).
@@ -340,11 +340,6 @@ pub const DEVICE_NAME_SIZE_CHARS_MAX: usize = 64;
 pub const DEVICES_COUNT_MAX: usize = 500;
 
 const CSRF_DOMAIN: &[u8] = b"motcua/csrf/v1\0";
-
-/// Device tokens: SHA-256 of the token (32 bytes) → JSON [`Device`]. The token itself is never
-/// stored. Declared here rather than in `store::tables` because only this module reads it; the
-/// table is created on first write, and a store without it simply has no devices.
-pub const DEVICES: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("devices-1");
 
 /// The CSRF token of a form rendered for the holder of `secret` (a session token, a device
 /// token or the pre-sign-in cookie). Derived rather than stored: an attacker who cannot read the

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use crate::auth::StaffRole;
 use crate::config::{
-    DEFAULT_LISTEN, DEFAULT_SYNC_LISTEN, DataDir, SyncConfig, generate_key, parse_public_key, read_key, write_key};
+    DEFAULT_LISTEN, DEFAULT_SYNC_LISTEN, DataDir, SyncConfig, generate_key, parse_public_key,
+    read_key, write_key,
+};
 use crate::runtime::Node;
 use crate::setup::{self, InitOptions, Trust};
 use crate::writer::clock_now;
@@ -165,6 +167,16 @@ enum Cmd {
     /// Audit archives: export this node's records, verify an archive, show a dossier from one.
     #[command(subcommand)]
     Audit(crate::audit::cli::AuditCmd),
+    /// The address book of replication peers (edit with the node stopped, then restart it).
+    Peer {
+        #[command(subcommand)]
+        action: PeerCmd,
+    },
+    /// Carry changes on a USB stick when there is no link at all.
+    Bundle {
+        #[command(subcommand)]
+        action: BundleCmd,
+    },
     /// Add a staff account.
     UserAdd {
         #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
@@ -179,6 +191,58 @@ enum Cmd {
         /// Password (or MOTCUA_PASSWORD; read from stdin otherwise).
         #[arg(long, env = "MOTCUA_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeerCmd {
+    /// Add or replace a peer: the node dials it at these addresses (none: it dials us).
+    Add {
+        #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
+        data_dir: PathBuf,
+        /// A name for people, e.g. "Trung tâm tỉnh".
+        #[arg(long)]
+        name: String,
+        /// The peer's node key (hex; `motcua key` prints it).
+        #[arg(long)]
+        node_key: String,
+        /// UDP address to dial, e.g. 203.0.113.5:7300 (repeatable).
+        #[arg(long)]
+        addr: Vec<SocketAddr>,
+    },
+    /// List the address book and, when the node is stopped, what the store remembers of each peer.
+    List {
+        #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove a peer from the address book.
+    Remove {
+        #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        node_key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// Write what a peer lacks (by its last acknowledgement) to FILE; the node must be stopped.
+    Export {
+        #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
+        data_dir: PathBuf,
+        /// The receiving peer's node key.
+        #[arg(long = "for")]
+        for_peer: String,
+        /// Everything in the peer's scope, not only what it has not acknowledged.
+        #[arg(long)]
+        all: bool,
+        file: PathBuf,
+    },
+    /// Verify and apply a bundle; the node must be stopped.
+    Import {
+        #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
+        data_dir: PathBuf,
+        file: PathBuf,
     },
 }
 
@@ -263,7 +327,11 @@ fn run(cli: Cli) -> Result<()> {
                 trust,
                 admin_password,
                 key: None,
-                sync: SyncConfig { enabled: true, listen: sync_listen, relay_url },
+                sync: SyncConfig {
+                    enabled: true,
+                    listen: sync_listen,
+                    relay_url,
+                },
             })?;
             println!("Initialised {} ({})", data_dir.display(), node.config.unit);
             println!(
@@ -378,6 +446,40 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", hex::encode(key.verifying_key().as_bytes()));
             Ok(())
         }
+        Cmd::Peer { action } => peer_command(action),
+        Cmd::Bundle { action } => match action {
+            BundleCmd::Export {
+                data_dir,
+                for_peer,
+                all,
+                file,
+            } => {
+                let node = Node::open(&DataDir::new(data_dir))?;
+                let r = crate::replication::bundle::export(&node, &for_peer, all, &file)?;
+                println!(
+                    "Đã ghi {} thay đổi ({} byte, vị trí {}..{}) vào {}",
+                    r.changes,
+                    r.bytes,
+                    r.after,
+                    r.upto,
+                    file.display()
+                );
+                Ok(())
+            }
+            BundleCmd::Import { data_dir, file } => {
+                let node = Node::open(&DataDir::new(data_dir))?;
+                let r = crate::replication::bundle::import(&node, &file)?;
+                let c = &r.changes;
+                println!(
+                    "Đã nhập {} khung: {} thay đổi mới, {} đã có, {} chờ thay đổi trước, {} bị từ chối, {} không hợp lệ",
+                    r.frames, c.stored, c.duplicate, c.pending, c.rejected, c.invalid
+                );
+                match r.stopped {
+                    Some(why) => bail!("{why}"),
+                    None => Ok(()),
+                }
+            }
+        },
         Cmd::UserAdd {
             data_dir,
             username,
@@ -400,6 +502,76 @@ fn run(cli: Cli) -> Result<()> {
                 role,
             )?;
             println!("added {username}");
+            Ok(())
+        }
+    }
+}
+
+fn peer_command(action: PeerCmd) -> Result<()> {
+    match action {
+        PeerCmd::Add {
+            data_dir,
+            name,
+            node_key,
+            addr,
+        } => {
+            let dir = DataDir::new(data_dir);
+            let mut config = dir.load_config()?;
+            parse_public_key(&node_key).context("--node-key")?;
+            let key = node_key.trim().to_lowercase();
+            config.peers.retain(|p| p.node_key.to_lowercase() != key);
+            config.peers.push(crate::config::PeerConfig {
+                name,
+                node_key: key,
+                addrs: addr,
+            });
+            dir.save_config(&config)?;
+            println!(
+                "Đã lưu {} mục trong sổ địa chỉ; khởi động lại nút để áp dụng",
+                config.peers.len()
+            );
+            Ok(())
+        }
+        PeerCmd::Remove { data_dir, node_key } => {
+            let dir = DataDir::new(data_dir);
+            let mut config = dir.load_config()?;
+            let before = config.peers.len();
+            config
+                .peers
+                .retain(|p| !p.node_key.eq_ignore_ascii_case(node_key.trim()));
+            if config.peers.len() == before {
+                bail!("{node_key} is not in the address book");
+            }
+            dir.save_config(&config)?;
+            println!("Đã xóa; khởi động lại nút để áp dụng");
+            Ok(())
+        }
+        PeerCmd::List { data_dir } => {
+            let dir = DataDir::new(data_dir);
+            let config = dir.load_config()?;
+            // The store can be opened only when the node is not serving; then show what it
+            // remembers of each peer too.
+            let states = Node::open(&dir)
+                .ok()
+                .and_then(|n| n.shared.store.peer_states().ok())
+                .unwrap_or_default();
+            for p in &config.peers {
+                let addrs: Vec<String> = p.addrs.iter().map(|a| a.to_string()).collect();
+                let seen = parse_public_key(&p.node_key)
+                    .ok()
+                    .and_then(|k| states.iter().find(|(s, _)| s == k.as_bytes()))
+                    .and_then(|(_, st)| st.last_caught_up_at)
+                    .map_or_else(|| "chưa đồng bộ / không rõ".to_owned(), |t| t.to_rfc3339());
+                println!(
+                    "{}  {}  [{}]  đồng bộ lần cuối: {seen}",
+                    p.node_key,
+                    p.name,
+                    addrs.join(", ")
+                );
+            }
+            if config.peers.is_empty() {
+                println!("Sổ địa chỉ trống: nút chỉ nhận kết nối đến.");
+            }
             Ok(())
         }
     }

@@ -504,7 +504,12 @@ impl Ctx<'_> {
             u8::from(date.month()),
             date.day()
         );
-        let make_id = |n: u32| format!("{unit}-{yymmdd}-R{n:04}");
+        // The actor's epoch (random per process) ends the id, so that a node restored from a
+        // backup, whose sequence table is older than the ratings it already took, can never
+        // issue an id that exists elsewhere (two ratings under one key would hide one).
+        let actor = self.identity.actor.to_bytes();
+        let epoch = hex::encode(&actor[actor.len().saturating_sub(2)..]);
+        let make_id = |n: u32| format!("{unit}-{yymmdd}-R{n:04}-{epoch}");
         let n = apply.next_number(unit.as_str(), "R", day, |a, n| a.has_rating(&make_id(n)))?;
         rating.id = make_id(n);
         let doc_id = DocId::Ratings(unit.clone(), day);
@@ -554,8 +559,22 @@ impl Ctx<'_> {
         }
         let doc_id = DocId::Registry;
         let mut doc = apply.doc(&doc_id)?.unwrap_or_default();
+        // Only records the document does not hold yet: re-publishing would add operations
+        // (and replication traffic) for nothing.
+        let held: std::collections::BTreeSet<String> = if doc.is_empty() {
+            Default::default()
+        } else {
+            layout::registry::read(&doc)?
+                .iter()
+                .map(SignedRecord::id)
+                .collect()
+        };
+        let new: Vec<&SignedRecord> = records.iter().filter(|r| !held.contains(&r.id())).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
         let signed = self.commit(&mut doc, &doc_id, |tx| {
-            for r in records {
+            for r in &new {
                 layout::registry::put(tx, r)?;
             }
             Ok(())

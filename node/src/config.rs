@@ -72,7 +72,11 @@ fn default_sync_listen() -> SocketAddr {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { enabled: true, listen: default_sync_listen(), relay_url: None }
+        SyncConfig {
+            enabled: true,
+            listen: default_sync_listen(),
+            relay_url: None,
+        }
     }
 }
 

@@ -19,9 +19,9 @@ use crate::auth::StaffRole;
 use crate::commands::{EventRequest, NewDossier, NewRating};
 use crate::config::{DataDir, PeerConfig, SyncConfig, generate_key, write_key};
 use crate::replication::Replication;
-use crate::store::Store;
 use crate::runtime::Node;
 use crate::setup::{InitOptions, Trust, enrolment, init};
+use crate::store::Store;
 use crate::writer::{Command, Reply, clock_now};
 
 /// Password of every demo account (printed at start).
@@ -102,8 +102,13 @@ pub async fn run(dir: PathBuf, base_port: u16) -> Result<()> {
         .context("demo setup")??;
     wire_network(&mut nodes, base_port)?;
     println!();
-    println!("motcua demo: một tỉnh và ba xã trên máy này (dữ liệu mẫu), thư mục {}", dir.display());
-    println!("Tài khoản: admin (quản trị), tiepnhan (tiếp nhận), xuly (lãnh đạo); mật khẩu {DEMO_PASSWORD}");
+    println!(
+        "motcua demo: một tỉnh và ba xã trên máy này (dữ liệu mẫu), thư mục {}",
+        dir.display()
+    );
+    println!(
+        "Tài khoản: admin (quản trị), tiepnhan (tiếp nhận), xuly (lãnh đạo); mật khẩu {DEMO_PASSWORD}"
+    );
     let mut tasks = Vec::new();
     let mut links = Vec::new();
     let mut stores = Vec::new();
@@ -111,14 +116,18 @@ pub async fn run(dir: PathBuf, base_port: u16) -> Result<()> {
     for (i, (unit, mut node)) in UNITS.iter().zip(nodes).enumerate() {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, base_port + i as u16));
         println!("  {:<48} http://{addr}/", unit.name);
-        node.start_replication().await.with_context(|| format!("starting replication of {}", unit.name))?;
+        node.start_replication()
+            .await
+            .with_context(|| format!("starting replication of {}", unit.name))?;
         links.push(node.replication.clone());
         stores.push(node.shared.store.clone());
         tasks.push(tokio::spawn(node.serve(Some(addr))));
     }
     println!();
     println!("Các xã đồng bộ với tỉnh qua iroh trên máy này. Gõ lệnh rồi Enter:");
-    println!("  ngat 1|2|3   ngắt kết nối của xã 1, 2 hoặc 3 (xã vẫn tiếp nhận hồ sơ khi mất mạng)");
+    println!(
+        "  ngat 1|2|3   ngắt kết nối của xã 1, 2 hoặc 3 (xã vẫn tiếp nhận hồ sơ khi mất mạng)"
+    );
     println!("  noi 1|2|3    nối lại: dữ liệu tự đồng bộ");
     println!("  xem          số hồ sơ tại từng nút");
     println!("Nhấn Ctrl+C để dừng.");
@@ -133,17 +142,33 @@ pub async fn run(dir: PathBuf, base_port: u16) -> Result<()> {
 /// Gives every node its replication port and address book: each commune dials the province;
 /// the province knows the communes by key (they dial it, as communes behind NAT would).
 fn wire_network(nodes: &mut [Node], base_port: u16) -> Result<()> {
-    let sync_addr = |i: usize| SocketAddr::from((Ipv4Addr::LOCALHOST, base_port + DEMO_SYNC_PORT_OFFSET + i as u16));
-    let keys: Vec<String> = nodes.iter().map(|n| hex::encode(n.shared.identity.key.verifying_key().as_bytes())).collect();
+    let sync_addr = |i: usize| {
+        SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            base_port + DEMO_SYNC_PORT_OFFSET + i as u16,
+        ))
+    };
+    let keys: Vec<String> = nodes
+        .iter()
+        .map(|n| hex::encode(n.shared.identity.key.verifying_key().as_bytes()))
+        .collect();
     for (i, node) in nodes.iter_mut().enumerate() {
         node.config.sync.enabled = true;
         node.config.sync.listen = sync_addr(i);
         node.config.peers = if i == 0 {
             (1..UNITS.len())
-                .map(|j| PeerConfig { name: UNITS[j].name.to_owned(), node_key: keys[j].clone(), addrs: Vec::new() })
+                .map(|j| PeerConfig {
+                    name: UNITS[j].name.to_owned(),
+                    node_key: keys[j].clone(),
+                    addrs: Vec::new(),
+                })
                 .collect()
         } else {
-            vec![PeerConfig { name: UNITS[0].name.to_owned(), node_key: keys[0].clone(), addrs: vec![sync_addr(0)] }]
+            vec![PeerConfig {
+                name: UNITS[0].name.to_owned(),
+                node_key: keys[0].clone(),
+                addrs: vec![sync_addr(0)],
+            }]
         };
         node.dir.save_config(&node.config)?;
     }
@@ -151,7 +176,10 @@ fn wire_network(nodes: &mut [Node], base_port: u16) -> Result<()> {
 }
 
 fn dossier_counts(stores: &[Arc<Store>]) -> Vec<u64> {
-    stores.iter().map(|s| s.counts().map_or(0, |c| c.dossiers)).collect()
+    stores
+        .iter()
+        .map(|s| s.counts().map_or(0, |c| c.dossiers))
+        .collect()
 }
 
 /// Prints the province's progress until it holds every commune's dossiers.
@@ -160,7 +188,9 @@ async fn report_convergence(stores: Vec<Arc<Store>>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
         let s = stores.clone();
-        let Ok(counts) = tokio::task::spawn_blocking(move || dossier_counts(&s)).await else { return };
+        let Ok(counts) = tokio::task::spawn_blocking(move || dossier_counts(&s)).await else {
+            return;
+        };
         let communes: u64 = counts[1..].iter().sum();
         if counts[0] != last {
             println!("Tỉnh đang giữ {}/{} hồ sơ của các xã", counts[0], communes);
@@ -174,19 +204,30 @@ async fn report_convergence(stores: Vec<Arc<Store>>) {
 }
 
 /// Reads demo commands from standard input.
-async fn commands(links: Vec<Option<Replication>>, stores: Vec<Arc<Store>>, province_key: [u8; 32]) {
+async fn commands(
+    links: Vec<Option<Replication>>,
+    stores: Vec<Arc<Store>>,
+    province_key: [u8; 32],
+) {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let commune = words.get(1).and_then(|w| w.parse::<usize>().ok()).filter(|n| (1..UNITS.len()).contains(n));
+        let commune = words
+            .get(1)
+            .and_then(|w| w.parse::<usize>().ok())
+            .filter(|n| (1..UNITS.len()).contains(n));
         match (words.first().copied(), commune) {
             (Some("ngat"), Some(n)) | (Some("noi"), Some(n)) => {
                 let enable = words[0] == "noi";
                 if let Some(repl) = &links[n] {
                     repl.set_link(province_key, enable);
                 }
-                let verb = if enable { "Đã nối lại" } else { "Đã ngắt" };
+                let verb = if enable {
+                    "Đã nối lại"
+                } else {
+                    "Đã ngắt"
+                };
                 println!("{verb} kết nối của {}", UNITS[n].name);
                 if enable {
                     tokio::spawn(report_convergence(stores.clone()));
@@ -255,7 +296,10 @@ fn open_or_create(dir: &std::path::Path) -> Result<Vec<Node>> {
             admin_password: DEMO_PASSWORD.to_owned(),
             key: Some(key),
             // Set for real by `wire_network` once every node's key is known.
-            sync: SyncConfig { enabled: false, ..SyncConfig::default() },
+            sync: SyncConfig {
+                enabled: false,
+                ..SyncConfig::default()
+            },
         })?;
         for (user, name, role) in [
             ("tiepnhan", "Nguyễn Thị Tiếp Nhận", StaffRole::Intake),

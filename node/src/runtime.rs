@@ -68,6 +68,7 @@ impl Node {
             reference: Arc::new(RwLock::new(reference)),
             identity: Arc::new(identity),
             feed: Arc::new(tokio::sync::watch::channel(feed_head).0),
+            store_epoch: Arc::new(tokio::sync::watch::channel(0).0),
         };
         let writer = Writer::start(shared.clone());
         Ok(Node {
@@ -86,10 +87,17 @@ impl Node {
         if !self.config.sync.enabled || self.replication.is_some() {
             return Ok(());
         }
-        let repl = Replication::start(self.shared.clone(), self.writer.clone(), &self.config.sync, &self.config.peers).await?;
+        let repl = Replication::start(
+            self.shared.clone(),
+            self.writer.clone(),
+            &self.config.sync,
+            &self.config.peers,
+        )
+        .await?;
         let addrs: Vec<String> = repl.bound_addrs().iter().map(|a| a.to_string()).collect();
         let path = self.dir.sync_addr_path();
-        std::fs::write(&path, addrs.join("\n")).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, addrs.join("\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
         tracing::info!(addrs = ?addrs, "replication endpoint bound");
         self.replication = Some(repl);
         Ok(())

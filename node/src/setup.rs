@@ -154,9 +154,6 @@ pub fn init(opts: InitOptions) -> Result<Node> {
     })?;
     let node = Node::open(dir)?;
     import_records(&node, records)?;
-    if opts.role == Role::Province {
-        publish_sample_reference(&node)?;
-    }
     node.auth
         .add_user(
             node.shared.store.db(),
@@ -179,6 +176,27 @@ pub fn import_records(node: &Node, records: Vec<SignedRecord>) -> Result<()> {
     node.writer
         .submit_blocking(Command::AddRecords(records), None)
         .context("storing registry records")?;
+    // A province publishes the sample catalog and calendar as its first versions as soon as it
+    // can sign (its own enrolment may arrive with `init` or later with `trust-import`).
+    let enrolled = {
+        let registry = node.shared.registry.read().expect("registry lock");
+        registry
+            .check_key(
+                node.shared.identity.key.verifying_key().as_bytes(),
+                clock_now(),
+            )
+            .is_ok()
+    };
+    if node.config.role == Role::Province
+        && enrolled
+        && node
+            .shared
+            .store
+            .load_doc(&motcua_schema::ids::DocId::Catalog)?
+            .is_none()
+    {
+        publish_sample_reference(node)?;
+    }
     Ok(())
 }
 

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::commands::{CommandError, Ctx, EventRequest, Identity, NewDossier, NewRating};
 use crate::reference::Reference;
 use crate::store::Store;
-use crate::store::peers::{self, FeedMark};
 use crate::store::apply::{Applied, Apply};
+use crate::store::peers::{self, FeedMark};
 
 /// Most requests run in one write transaction.
 pub const BATCH_JOBS_COUNT_MAX: usize = 256;
@@ -153,6 +153,9 @@ pub struct Shared {
     /// The local feed's head, published after every commit that stored changes, so that
     /// replication sessions push new changes to connected peers at once.
     pub feed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped when the store takes a new store id (it found it was restored from a backup):
+    /// replication sessions end and start again under the new id.
+    pub store_epoch: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The node's clock, read only here and in the drivers. Rural clocks drift; the reading is
@@ -232,6 +235,7 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
     };
     let mut registry = shared.registry.write().expect("registry lock");
     let mut apply = Apply::new(&tx, &mut registry);
+    apply.set_own_key(*shared.identity.key.verifying_key().as_bytes());
     let mut results = Vec::with_capacity(jobs.len());
     let mut storage_failed = None;
     let mut replies = Vec::with_capacity(jobs.len());
@@ -274,6 +278,9 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
     {
         shared.feed.send_replace(head);
     }
+    if committed.is_ok() && effects.store_rotated {
+        shared.store_epoch.send_modify(|e| *e += 1);
+    }
     if committed.is_ok() && effects.config_changed {
         match Reference::load(&shared.store) {
             Ok(r) => *shared.reference.write().expect("reference lock") = r,
@@ -300,13 +307,21 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             .add_event(apply, &code, req, &by)
             .map(|s| Reply::Dossier(Box::new(s))),
         Command::Rate(req) => ctx.rate(apply, req).map(Reply::Rating),
-        Command::Import { changes, invalid, origin, checkpoint } => {
+        Command::Import {
+            changes,
+            invalid,
+            origin,
+            checkpoint,
+        } => {
             if changes.len() > IMPORT_CHANGES_COUNT_MAX {
                 return Err(CommandError::Invalid(format!(
                     "at most {IMPORT_CHANGES_COUNT_MAX} changes per import"
                 )));
             }
-            let mut report = ImportReport { invalid, ..ImportReport::default() };
+            let mut report = ImportReport {
+                invalid,
+                ..ImportReport::default()
+            };
             for signed in &changes {
                 match apply.change(signed, None, &origin, ctx.now)? {
                     Applied::Stored(_) => report.stored += 1,
@@ -322,7 +337,12 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             }
             Ok(Reply::Imported(report))
         }
-        Command::PeerSeen { peer, acked, caught_up, connected } => {
+        Command::PeerSeen {
+            peer,
+            acked,
+            caught_up,
+            connected,
+        } => {
             let mut state = peers::read_in(apply.tx(), &peer)?;
             if acked.is_some() {
                 state.acked = acked;
@@ -350,8 +370,14 @@ fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Rep
             for r in &records {
                 apply.add_trust_record(r.clone())?;
             }
-            if ctx.identity.role == motcua_schema::trust::Role::Province {
-                ctx.publish_records(apply, &records)?;
+            // The province publishes every record it holds in the replicated registry document,
+            // once it may sign (its own enrolment can arrive after other records).
+            let me = ctx.identity.key.verifying_key();
+            if ctx.identity.role == motcua_schema::trust::Role::Province
+                && apply.registry().check_key(me.as_bytes(), ctx.now).is_ok()
+            {
+                let all: Vec<SignedRecord> = apply.registry().records().cloned().collect();
+                ctx.publish_records(apply, &all)?;
             }
             Ok(Reply::Done)
         }

@@ -536,6 +536,10 @@ pub struct DossierState {
     pub open_conflicts: usize,
     /// Every event, in document order, with its fold annotations.
     pub events: Vec<FoldedEvent>,
+    /// Other dossiers created concurrently under the same code (normally empty; see
+    /// `layout::dossier::read_colliding_headers`): a conflict for a person to settle.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub colliding_headers: Vec<Header>,
 }
 
 impl DossierState {
@@ -557,6 +561,7 @@ impl DossierState {
             apologized: false,
             open_conflicts: 0,
             events: Vec::with_capacity(events.len()),
+            colliding_headers: Vec::new(),
         };
         for recorded in events {
             state.step(recorded);

@@ -83,7 +83,8 @@ impl Criterion {
 /// One rating.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rating {
-    /// Unique id allocated by the recording node (`<unit>-<YYMMDD>-R<NNNN>`).
+    /// Unique id allocated by the recording node (`<unit>-<YYMMDD>-R<NNNN>-<epoch hex>`, the
+    /// last part from the recording process so that a restored node never reuses an id).
     pub id: String,
     /// The unit rated.
     pub unit: UnitCode,

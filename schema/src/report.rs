@@ -243,6 +243,34 @@ pub struct Row {
     pub ratings: Ratings,
 }
 
+/// The Vietnamese headings of a breakdown row's counts, in the order of [`Row::counts`].
+pub const ROW_COLUMNS_VI: [&str; 8] = [
+    "Tiếp nhận",
+    "Kỳ trước chuyển sang",
+    "Đã giải quyết",
+    "Trước hạn",
+    "Đúng hạn",
+    "Quá hạn",
+    "Đang giải quyết",
+    "Đang giải quyết quá hạn",
+];
+
+impl Row {
+    /// The row's counts in the order of [`ROW_COLUMNS_VI`] (CSV, spreadsheet and page columns).
+    pub fn counts(&self) -> [u64; 8] {
+        [
+            self.received,
+            self.carried_over,
+            self.resolved,
+            self.early,
+            self.on_time,
+            self.overdue,
+            self.in_progress,
+            self.in_progress_overdue,
+        ]
+    }
+}
+
 /// Ratings of one official.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OfficialRow {
@@ -618,16 +646,7 @@ impl Report {
             pct(i.digitised_share),
         ]);
         line(&[s("  Mức độ hài lòng"), String::new(), pct(i.satisfaction)]);
-        let header = [
-            "Tiếp nhận",
-            "Kỳ trước chuyển sang",
-            "Đã giải quyết",
-            "Trước hạn",
-            "Đúng hạn",
-            "Quá hạn",
-            "Đang giải quyết",
-            "Đang giải quyết quá hạn",
-        ];
+
         for (title, rows) in [
             ("Theo đơn vị", &self.by_unit),
             ("Theo cơ quan", &self.by_agency),
@@ -635,23 +654,11 @@ impl Report {
         ] {
             line(&[]);
             let mut head = vec![s(title), s("Tên")];
-            head.extend(header.iter().map(|h| s(h)));
+            head.extend(ROW_COLUMNS_VI.iter().map(|h| s(h)));
             line(&head);
             for row in rows {
                 let mut cells = vec![row.key.clone(), row.name.clone()];
-                cells.extend(
-                    [
-                        row.received,
-                        row.carried_over,
-                        row.resolved,
-                        row.early,
-                        row.on_time,
-                        row.overdue,
-                        row.in_progress,
-                        row.in_progress_overdue,
-                    ]
-                    .map(n),
-                );
+                cells.extend(row.counts().map(n));
                 line(&cells);
             }
         }

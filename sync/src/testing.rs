@@ -128,7 +128,10 @@ pub fn realistic_dossier_changes(
     let base = 1_735_700_000_000i64;
     let mut out = Vec::new();
     for d in 0..dossiers {
-        let code = DossierCode::parse(&format!("{unit}-250106-{:04}", d + 1)).expect("valid code");
+        // A unit numbers at most 99,999 dossiers a day: large sets span several days.
+        let day = 6 + d / 90_000;
+        let code = DossierCode::parse(&format!("{unit}-2501{day:02}-{:04}", d % 90_000 + 1))
+            .expect("valid code");
         let doc_id = DocId::Dossier(code.clone());
         let at = Timestamp(base + d as i64 * 60_000);
         let header = Header {

@@ -45,28 +45,42 @@ impl TestNode {
     /// `motcua init --new-root` of a node for `unit` in `dir` (listening on an ephemeral
     /// loopback port), plus staff accounts `tiepnhan` (intake) and `lanhdao` (leader).
     pub fn init(bin: &Path, dir: &Path, unit: &str, role: &str) -> Result<TestNode> {
+        TestNode::init_with(bin, dir, unit, role, None, "127.0.0.1:0")
+    }
+
+    /// `motcua init` with the root given by its public key (`None`: a new root in `dir`) and the
+    /// replication endpoint on `sync_listen` (always a loopback address in tests).
+    pub fn init_with(
+        bin: &Path,
+        dir: &Path,
+        unit: &str,
+        role: &str,
+        root_pub: Option<&str>,
+        sync_listen: &str,
+    ) -> Result<TestNode> {
         let d = dir.to_str().context("utf-8 temp dir")?;
-        run_motcua(
-            bin,
-            &[
-                "init",
-                "--data-dir",
-                d,
-                "--unit",
-                unit,
-                "--unit-name",
-                "Đơn vị thử nghiệm",
-                "--role",
-                role,
-                "--new-root",
-                "--listen",
-                "127.0.0.1:0",
-                "--sync-listen",
-                "127.0.0.1:0",
-                "--admin-password",
-                TEST_PASSWORD,
-            ],
-        )?;
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            d,
+            "--unit",
+            unit,
+            "--unit-name",
+            "Đơn vị thử nghiệm",
+            "--role",
+            role,
+            "--listen",
+            "127.0.0.1:0",
+            "--sync-listen",
+            sync_listen,
+            "--admin-password",
+            TEST_PASSWORD,
+        ];
+        match root_pub {
+            Some(root) => args.extend(["--root-key-pub", root]),
+            None => args.push("--new-root"),
+        }
+        run_motcua(bin, &args)?;
         for (user, role) in [("tiepnhan", "intake"), ("lanhdao", "leader")] {
             run_motcua(
                 bin,
@@ -96,6 +110,33 @@ impl TestNode {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The data directory as text, for command arguments.
+    pub fn dir_str(&self) -> &str {
+        self.dir.to_str().expect("utf-8 temp dir")
+    }
+
+    /// The node's public key, hex.
+    pub fn key(&self) -> Result<String> {
+        Ok(
+            run_motcua(&self.bin, &["key", "--data-dir", self.dir_str()])?
+                .trim()
+                .to_owned(),
+        )
+    }
+
+    /// Runs another `motcua` subcommand against this node's data directory (the node must be
+    /// stopped for commands that open the store).
+    pub fn motcua(&self, args: &[&str]) -> Result<String> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--data-dir", self.dir_str()]);
+        run_motcua(&self.bin, &all)
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Starts `motcua serve` and waits until it listens.
@@ -245,4 +286,148 @@ pub fn new_dossier(procedure: &str, channel: &str, n: u64) -> Value {
         },
         "digitised": !n.is_multiple_of(3),
     })
+}
+
+/// A free UDP port on loopback, for a node whose address others must know before it starts.
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a probe socket");
+    socket.local_addr().expect("probe address").port()
+}
+
+/// A province and its communes on loopback, enrolled by one root key, each commune dialling
+/// the province.
+pub struct Network {
+    /// The province's node.
+    pub province: TestNode,
+    /// The communes' nodes, in the order of their unit codes.
+    pub communes: Vec<TestNode>,
+    /// The root key file.
+    pub root_key: PathBuf,
+    /// The province's node key, hex.
+    pub province_key: String,
+    /// The province's replication address.
+    pub province_sync: String,
+}
+
+impl Network {
+    /// Creates (but does not start) a province and one commune per unit code in `units`.
+    pub fn create(bin: &Path, dir: &Path, units: &[&str]) -> Result<Network> {
+        let root_key = dir.join("root.key");
+        let out = run_motcua(
+            bin,
+            &["root-init", "--out", root_key.to_str().context("utf-8")?],
+        )?;
+        let root_pub = out
+            .split_whitespace()
+            .last()
+            .context("root public key")?
+            .to_owned();
+        let province_port = free_udp_port();
+        let province_sync = format!("127.0.0.1:{province_port}");
+        let province = TestNode::init_with(
+            bin,
+            &dir.join("province"),
+            "000.00.00.H99",
+            "province",
+            Some(&root_pub),
+            &province_sync,
+        )?;
+        let mut communes = Vec::new();
+        for unit in units {
+            communes.push(TestNode::init_with(
+                bin,
+                &dir.join(unit),
+                unit,
+                "commune",
+                Some(&root_pub),
+                "127.0.0.1:0",
+            )?);
+        }
+        let mut enrolments = Vec::new();
+        let all: Vec<(&TestNode, &str, &str)> =
+            std::iter::once((&province, "000.00.00.H99", "province"))
+                .chain(communes.iter().zip(units).map(|(n, u)| (n, *u, "commune")))
+                .collect();
+        for (i, (node, unit, role)) in all.iter().enumerate() {
+            let file = dir.join(format!("enrol-{i}.json"));
+            let key = node.key()?;
+            run_motcua(
+                bin,
+                &[
+                    "enroll",
+                    "--root-key",
+                    root_key.to_str().context("utf-8")?,
+                    "--node-key",
+                    &key,
+                    "--unit",
+                    unit,
+                    "--unit-name",
+                    &format!("Đơn vị {unit}"),
+                    "--role",
+                    role,
+                    "--out",
+                    file.to_str().context("utf-8")?,
+                ],
+            )?;
+            enrolments.push(file);
+        }
+        let files: Vec<&str> = enrolments
+            .iter()
+            .map(|f| f.to_str().expect("utf-8"))
+            .collect();
+        let province_key = province.key()?;
+        for (node, _, _) in &all {
+            let mut args = vec!["trust-import"];
+            args.extend(files.iter().copied());
+            node.motcua(&args)?;
+        }
+        for node in &communes {
+            node.motcua(&[
+                "peer",
+                "add",
+                "--name",
+                "Trung tâm tỉnh",
+                "--node-key",
+                &province_key,
+                "--addr",
+                &province_sync,
+            ])?;
+        }
+        Ok(Network {
+            province,
+            communes,
+            root_key,
+            province_key,
+            province_sync,
+        })
+    }
+
+    /// Starts every node.
+    pub fn start(&mut self) -> Result<()> {
+        self.province.start()?;
+        for c in &mut self.communes {
+            c.start()?;
+        }
+        Ok(())
+    }
+}
+
+/// Polls `check` every 50 ms until it returns true; fails after `wait_ms` (a hang, not slowness:
+/// callers give generous bounds).
+pub async fn wait_until<F, Fut>(what: &str, wait_ms: u64, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let mut waited = 0;
+    loop {
+        if check().await.unwrap_or(false) {
+            return Ok(());
+        }
+        if waited > wait_ms {
+            bail!("{what}: not reached within {wait_ms} ms");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 50;
+    }
 }

@@ -45,14 +45,6 @@ pub(super) async fn create(
     ))
 }
 
-/// Steps an intake officer may record at the counter; the rest need a processor.
-fn intake_may(kind: &str) -> bool {
-    matches!(
-        kind,
-        "received" | "refused" | "returned" | "supplemented" | "withdrawn"
-    )
-}
-
 pub(super) async fn add_event(
     State(state): State<AppState>,
     staff: Staff,
@@ -60,12 +52,8 @@ pub(super) async fn add_event(
     body: Result<Json<EventRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(req) = body?;
-    if !intake_may(req.kind()) {
-        staff.require(StaffRole::Processing)?;
-    }
-    if req.kind() == "conflict_resolved" {
-        staff.require(StaffRole::Leader)?;
-    }
+    // The same table the web pages use: which role each step needs.
+    staff.require(crate::auth::role_for_event(req.kind()))?;
     state
         .writer
         .submit(Command::AddEvent {

@@ -6,6 +6,7 @@
 
 mod dossiers;
 mod node;
+mod peers;
 mod ratings;
 mod reports;
 mod session;
@@ -64,6 +65,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/ratings", post(ratings::create))
         .route("/api/v1/reports", get(reports::report))
         .route("/api/v1/counters", get(reports::counters))
+        .route("/api/v1/peers", get(peers::list))
+        .route("/api/v1/peers/{key}/link", post(peers::set_link))
 }
 
 /// An error answer.

@@ -52,7 +52,9 @@ pub struct BundleImportReport {
 
 /// Writes a bundle for peer `peer_key` (hex) to `path`.
 pub fn export(node: &Node, peer_key: &str, all: bool, path: &Path) -> Result<ExportReport> {
-    let peer = *parse_public_key(peer_key).context("--for must be the peer's node key")?.as_bytes();
+    let peer = *parse_public_key(peer_key)
+        .context("--for must be the peer's node key")?
+        .as_bytes();
     let scope = {
         let registry = node.shared.registry.read().expect("registry lock");
         let standing = registry
@@ -65,7 +67,7 @@ pub fn export(node: &Node, peer_key: &str, all: bool, path: &Path) -> Result<Exp
         Some(mark) if !all && mark.store_id == store_id => mark.upto,
         _ => 0,
     };
-    let snapshot = Snapshot::new(&node.shared.store, store_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let snapshot = Snapshot::new(&node.shared.store).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tmp = path.with_extension("partial");
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
@@ -73,23 +75,43 @@ pub fn export(node: &Node, peer_key: &str, all: bool, path: &Path) -> Result<Exp
     let key = *node.shared.identity.key.verifying_key().as_bytes();
     let summary = write_bundle(&snapshot, &scope, after, Some(key), &mut file)
         .with_context(|| format!("writing bundle {}", tmp.display()))?;
-    let file = file.into_inner().map_err(|e| e.into_error()).context("flushing bundle")?;
+    let file = file
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("flushing bundle")?;
     file.sync_all().context("syncing bundle")?;
     // Renamed only when complete, so a half-written file never looks like a bundle.
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(ExportReport { changes: summary.changes, frames: summary.frames, bytes: summary.bytes, after, upto: summary.upto })
+    Ok(ExportReport {
+        changes: summary.changes,
+        frames: summary.frames,
+        bytes: summary.bytes,
+        after,
+        upto: summary.upto,
+    })
 }
 
 /// Applies the bundle at `path`.
 pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
-    let size = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
     if size > BUNDLE_FILE_SIZE_BYTES_MAX {
-        bail!("{} is {size} bytes, larger than the {BUNDLE_FILE_SIZE_BYTES_MAX} bytes a bundle may be", path.display());
+        bail!(
+            "{} is {size} bytes, larger than the {BUNDLE_FILE_SIZE_BYTES_MAX} bytes a bundle may be",
+            path.display()
+        );
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut reader = read_bundle(&bytes).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), describe(&e)))?;
+    let mut reader =
+        read_bundle(&bytes).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), describe(&e)))?;
     let header = reader.header().clone();
-    let origin = format!("bundle:{}", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let origin = format!(
+        "bundle:{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
     let mut report = BundleImportReport::default();
     for frame in reader.by_ref() {
         let envelopes = match frame {
@@ -105,14 +127,26 @@ pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
             match SignedChange::decode(env) {
                 Ok(c) => changes.push(c),
                 Err(e) => {
-                    tracing::warn!(origin, reason = e.reason(), "bundled change does not verify");
+                    tracing::warn!(
+                        origin,
+                        reason = e.reason(),
+                        "bundled change does not verify"
+                    );
                     invalid += 1;
                 }
             }
         }
         let reply = node
             .writer
-            .submit_blocking(Command::Import { changes, invalid, origin: origin.clone(), checkpoint: None }, None)
+            .submit_blocking(
+                Command::Import {
+                    changes,
+                    invalid,
+                    origin: origin.clone(),
+                    checkpoint: None,
+                },
+                None,
+            )
             .context("applying a bundle frame")?;
         if let Reply::Imported(r) = reply {
             let c = &mut report.changes;
@@ -126,17 +160,36 @@ pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
     }
     // A complete bundle cut for this node's scope, continuing from where this node already
     // holds the source's feed, advances the checkpoint: the next network session resumes after it.
-    let own_scope = scope_of(node.shared.identity.role, node.shared.identity.unit.as_str());
+    let own_scope = scope_of(
+        node.shared.identity.role,
+        node.shared.identity.unit.as_str(),
+    );
     if reader.is_complete()
         && report.stopped.is_none()
         && header.scope == own_scope
         && let Some(source) = header.node_key
         && (header.after == 0
-            || node.shared.store.peer_state(&source)?.checkpoint.is_some_and(|m| m.store_id == header.store_id && m.upto >= header.after))
+            || node
+                .shared
+                .store
+                .peer_state(&source)?
+                .checkpoint
+                .is_some_and(|m| m.store_id == header.store_id && m.upto >= header.after))
     {
-        let mark = FeedMark { store_id: header.store_id, upto: header.upto };
+        let mark = FeedMark {
+            store_id: header.store_id,
+            upto: header.upto,
+        };
         node.writer
-            .submit_blocking(Command::Import { changes: Vec::new(), invalid: 0, origin, checkpoint: Some((source, mark)) }, None)
+            .submit_blocking(
+                Command::Import {
+                    changes: Vec::new(),
+                    invalid: 0,
+                    origin,
+                    checkpoint: Some((source, mark)),
+                },
+                None,
+            )
             .context("storing the bundle's checkpoint")?;
     }
     Ok(report)
@@ -144,10 +197,16 @@ pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
 
 fn describe(e: &BundleError) -> String {
     match e {
-        BundleError::NotABundle => "tệp không phải gói dữ liệu motcua (not a motcua bundle)".to_owned(),
+        BundleError::NotABundle => {
+            "tệp không phải gói dữ liệu motcua (not a motcua bundle)".to_owned()
+        }
         BundleError::Version(v) => format!("gói dữ liệu phiên bản {v} không được hỗ trợ ({e})"),
         BundleError::Header(what) => format!("phần đầu gói dữ liệu bị hỏng: {what} ({e})"),
-        BundleError::Truncated { frame } => format!("gói dữ liệu bị cắt cụt ở khung {frame}; các khung trước đó đã được nhập ({e})"),
-        BundleError::Corrupt { frame } => format!("khung {frame} của gói dữ liệu bị hỏng hoặc bị sửa; các khung trước đó đã được nhập ({e})"),
+        BundleError::Truncated { frame } => {
+            format!("gói dữ liệu bị cắt cụt ở khung {frame}; các khung trước đó đã được nhập ({e})")
+        }
+        BundleError::Corrupt { frame } => format!(
+            "khung {frame} của gói dữ liệu bị hỏng hoặc bị sửa; các khung trước đó đã được nhập ({e})"
+        ),
     }
 }

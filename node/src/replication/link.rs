@@ -38,34 +38,50 @@ pub async fn run(
     let (mut send, recv) = if dialer {
         conn.open_bi().await.map_err(|e| format!("mở luồng: {e}"))?
     } else {
-        conn.accept_bi().await.map_err(|e| format!("nhận luồng: {e}"))?
+        conn.accept_bi()
+            .await
+            .map_err(|e| format!("nhận luồng: {e}"))?
     };
     let shared = &inner.shared;
     let own_scope = super::scope_of(shared.identity.role, shared.identity.unit.as_str());
     let saved = shared.store.peer_state(&peer).map_err(|e| e.to_string())?;
     let local = Local {
-        store_id: inner.store_id,
+        store_id: shared.store.store_id().map_err(|e| e.to_string())?,
         feed_head: shared.store.feed_head().map_err(|e| e.to_string())?,
-        checkpoint: saved.checkpoint.map(|m| Checkpoint { peer_store_id: m.store_id, upto: m.upto }),
+        checkpoint: saved.checkpoint.map(|m| Checkpoint {
+            peer_store_id: m.store_id,
+            upto: m.upto,
+        }),
         scope: own_scope,
     };
-    let config = SessionConfig { anti_entropy_interval_ms: Some(ANTI_ENTROPY_INTERVAL_MS), ..SessionConfig::default() };
+    let config = SessionConfig {
+        anti_entropy_interval_ms: Some(ANTI_ENTROPY_INTERVAL_MS),
+        ..SessionConfig::default()
+    };
     let mut session = Session::new(config, local, peer_scope, repl.now_ms());
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD_FRAMES_MAX);
     let reader = tokio::spawn(read_frames(recv, frames_tx));
     let mut feed = shared.feed.subscribe();
     let mut switch = repl.link_switch(peer).subscribe();
+    let mut epoch = shared.store_epoch.subscribe();
     let origin = format!("peer:{}", hex::encode(&peer[..8]));
     let _ = inner
         .writer
-        .submit(Command::PeerSeen { peer, acked: None, caught_up: false, connected: true })
+        .submit(Command::PeerSeen {
+            peer,
+            acked: None,
+            caught_up: false,
+            connected: true,
+        })
         .await;
     let mut base = session.stats();
     let outcome = loop {
         // Send what the session has to say, then act on what it asks.
         while let Some(msg) = session.poll_transmit() {
             let sent = match msg.encode() {
-                Ok(bytes) => write_frame(&mut send, &bytes).await.map_err(|e| format!("gửi: {e}")),
+                Ok(bytes) => write_frame(&mut send, &bytes)
+                    .await
+                    .map_err(|e| format!("gửi: {e}")),
                 Err(e) => Err(format!("mã hóa thông điệp {}: {e}", msg.name())),
             };
             if let Err(e) = sent {
@@ -77,12 +93,18 @@ pub async fn run(
         let mut failed = None;
         while let Some(event) = session.poll_event() {
             match event {
-                Event::Apply { batch, envelopes, checkpoint } => {
+                Event::Apply {
+                    batch,
+                    envelopes,
+                    checkpoint,
+                } => {
                     let report = apply(repl, peer, &origin, envelopes, checkpoint).await;
                     match report {
                         Ok(report) => {
                             let snap = snapshot(repl)?;
-                            tokio::task::block_in_place(|| session.applied(repl.now_ms(), batch, report, &snap));
+                            tokio::task::block_in_place(|| {
+                                session.applied(repl.now_ms(), batch, report, &snap)
+                            });
                         }
                         Err(e) => {
                             failed = Some(e);
@@ -93,11 +115,20 @@ pub async fn run(
                 Event::CaughtUp { .. } => {
                     let _ = inner
                         .writer
-                        .submit(Command::PeerSeen { peer, acked: None, caught_up: true, connected: false })
+                        .submit(Command::PeerSeen {
+                            peer,
+                            acked: None,
+                            caught_up: true,
+                            connected: false,
+                        })
                         .await;
-                    repl.update(peer, |s| s.last_caught_up_at = Some(crate::writer::clock_now()));
+                    repl.update(peer, |s| {
+                        s.last_caught_up_at = Some(crate::writer::clock_now())
+                    });
                 }
-                Event::PeerHello { checkpoint_valid, .. } => {
+                Event::PeerHello {
+                    checkpoint_valid, ..
+                } => {
                     tracing::debug!(peer = %hex::encode(&peer[..4]), checkpoint_valid, "peer said hello");
                 }
                 Event::ReconcileDone(report) => {
@@ -117,7 +148,9 @@ pub async fn run(
             break Ok(());
         }
         // Wait for the next thing to happen.
-        let deadline = session.poll_timeout().map(|at| at.saturating_sub(repl.now_ms()));
+        let deadline = session
+            .poll_timeout()
+            .map(|at| at.saturating_sub(repl.now_ms()));
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(Ok(bytes)) => {
@@ -136,6 +169,10 @@ pub async fn run(
                     let snap = snapshot(repl)?;
                     tokio::task::block_in_place(|| session.local_feed_advanced(repl.now_ms(), &snap));
                 }
+            }
+            _ = epoch.changed() => {
+                session.close();
+                break Err("kho dữ liệu nhận mã mới (phục hồi từ bản sao lưu): đồng bộ lại".to_owned());
             }
             changed = switch.changed() => {
                 if changed.is_err() || !*switch.borrow() {
@@ -158,7 +195,7 @@ pub async fn run(
 }
 
 fn snapshot(repl: &Replication) -> Result<Snapshot, String> {
-    Snapshot::new(&repl.inner.shared.store, repl.inner.store_id).map_err(|e| e.to_string())
+    Snapshot::new(&repl.inner.shared.store).map_err(|e| e.to_string())
 }
 
 async fn sleep_for(ms: Option<u64>) {
@@ -184,7 +221,11 @@ async fn apply(
             match SignedChange::decode(bytes) {
                 Ok(c) => changes.push(c),
                 Err(e) => {
-                    tracing::warn!(origin = origin_owned, reason = e.reason(), "received change does not verify");
+                    tracing::warn!(
+                        origin = origin_owned,
+                        reason = e.reason(),
+                        "received change does not verify"
+                    );
                     invalid += 1;
                 }
             }
@@ -197,7 +238,15 @@ async fn apply(
         changes,
         invalid,
         origin: origin.to_owned(),
-        checkpoint: checkpoint.map(|c| (peer, FeedMark { store_id: c.peer_store_id, upto: c.upto })),
+        checkpoint: checkpoint.map(|c| {
+            (
+                peer,
+                FeedMark {
+                    store_id: c.peer_store_id,
+                    upto: c.upto,
+                },
+            )
+        }),
     };
     match repl.inner.writer.submit(command).await {
         Ok(Reply::Imported(r)) => Ok(ApplyReport {
@@ -210,7 +259,12 @@ async fn apply(
     }
 }
 
-fn publish_stats(repl: &Replication, peer: [u8; 32], session: &Session, base: &mut motcua_sync::session::Stats) {
+fn publish_stats(
+    repl: &Replication,
+    peer: [u8; 32],
+    session: &Session,
+    base: &mut motcua_sync::session::Stats,
+) {
     let now = session.stats();
     let delta = |a: u64, b: u64| a.saturating_sub(b);
     repl.update(peer, |s| {
@@ -226,7 +280,9 @@ fn publish_stats(repl: &Replication, peer: [u8; 32], session: &Session, base: &m
 
 async fn write_frame(send: &mut SendStream, bytes: &[u8]) -> Result<(), String> {
     let len = u32::try_from(bytes.len()).map_err(|_| "frame too large".to_owned())?;
-    send.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
+    send.write_all(&len.to_be_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     send.write_all(bytes).await.map_err(|e| e.to_string())
 }
 
@@ -239,7 +295,11 @@ async fn read_frames(mut recv: RecvStream, out: mpsc::Sender<Result<Vec<u8>, Str
         }
         let len = u32::from_be_bytes(len) as usize;
         if len > MESSAGE_SIZE_BYTES_MAX {
-            let _ = out.send(Err(format!("thông điệp {len} byte vượt giới hạn {MESSAGE_SIZE_BYTES_MAX}"))).await;
+            let _ = out
+                .send(Err(format!(
+                    "thông điệp {len} byte vượt giới hạn {MESSAGE_SIZE_BYTES_MAX}"
+                )))
+                .await;
             return;
         }
         let mut buf = vec![0u8; len];

@@ -98,7 +98,6 @@ struct Inner {
     shared: Shared,
     writer: Writer,
     endpoint: Endpoint,
-    store_id: [u8; 16],
     statuses: Mutex<BTreeMap<[u8; 32], PeerStatus>>,
     active: Mutex<HashSet<[u8; 32]>>,
     /// Per-peer link switches; `false` cuts the link (the session ends, no redial, incoming
@@ -107,11 +106,20 @@ struct Inner {
     started: std::time::Instant,
 }
 
+/// The driver's time base: this process's monotonic clock (the driver, not the protocol, reads
+/// clocks).
+#[allow(clippy::disallowed_methods)]
+fn monotonic_start() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// The receive scope of a node with this role and unit.
 pub fn scope_of(role: Role, unit: &str) -> Scope {
     match role {
         Role::Province | Role::Auditor => Scope::All,
-        Role::Commune => Scope::Unit { unit: unit.to_owned() },
+        Role::Commune => Scope::Unit {
+            unit: unit.to_owned(),
+        },
     }
 }
 
@@ -121,11 +129,20 @@ fn key_bytes(hex_key: &str) -> Result<[u8; 32]> {
 
 impl Replication {
     /// Binds the endpoint, starts accepting, and starts dialling every peer of the address book.
-    pub async fn start(shared: Shared, writer: Writer, config: &SyncConfig, peers: &[PeerConfig]) -> Result<Replication> {
+    pub async fn start(
+        shared: Shared,
+        writer: Writer,
+        config: &SyncConfig,
+        peers: &[PeerConfig],
+    ) -> Result<Replication> {
         let secret = SecretKey::from_bytes(&shared.identity.key.to_bytes());
         let transport = QuicTransportConfig::builder()
             .keep_alive_interval(Duration::from_millis(KEEP_ALIVE_MS))
-            .max_idle_timeout(Some(Duration::from_millis(IDLE_TIMEOUT_MS).try_into().context("idle timeout")?))
+            .max_idle_timeout(Some(
+                Duration::from_millis(IDLE_TIMEOUT_MS)
+                    .try_into()
+                    .context("idle timeout")?,
+            ))
             .build();
         let relay = match &config.relay_url {
             Some(url) => {
@@ -146,19 +163,23 @@ impl Replication {
             .bind()
             .await
             .with_context(|| format!("binding the replication endpoint on {}", config.listen))?;
-        let store_id = shared.store.store_id().context("reading the store id")?;
         let inner = Arc::new(Inner {
             shared,
             writer,
             endpoint,
-            store_id,
             statuses: Mutex::new(BTreeMap::new()),
             active: Mutex::new(HashSet::new()),
             links: Mutex::new(BTreeMap::new()),
-            started: std::time::Instant::now(),
+            started: monotonic_start(),
         });
         let repl = Replication { inner };
-        for (key, state) in repl.inner.shared.store.peer_states().context("reading peer states")? {
+        for (key, state) in repl
+            .inner
+            .shared
+            .store
+            .peer_states()
+            .context("reading peer states")?
+        {
             let mut statuses = repl.inner.statuses.lock().expect("status lock");
             let s = statuses.entry(key).or_default();
             s.node_key = hex::encode(key);
@@ -167,7 +188,8 @@ impl Replication {
             s.last_connected_at = state.last_connected_at;
         }
         for peer in peers {
-            let key = key_bytes(&peer.node_key).with_context(|| format!("peer {} node_key", peer.name))?;
+            let key = key_bytes(&peer.node_key)
+                .with_context(|| format!("peer {} node_key", peer.name))?;
             repl.update(key, |s| {
                 s.name = peer.name.clone();
                 s.addrs = peer.addrs.clone();
@@ -219,7 +241,10 @@ impl Replication {
 
     fn link_switch(&self, key: [u8; 32]) -> watch::Sender<bool> {
         let mut links = self.inner.links.lock().expect("links lock");
-        links.entry(key).or_insert_with(|| watch::channel(true).0).clone()
+        links
+            .entry(key)
+            .or_insert_with(|| watch::channel(true).0)
+            .clone()
     }
 
     fn update(&self, key: [u8; 32], f: impl FnOnce(&mut PeerStatus)) {
@@ -239,7 +264,8 @@ impl Replication {
 
     /// The receive scope of `key` if it may replicate now, from its enrolment.
     fn admitted(&self, key: &[u8; 32]) -> Result<Scope, String> {
-        let registry: std::sync::RwLockReadGuard<'_, Registry> = self.inner.shared.registry.read().expect("registry lock");
+        let registry: std::sync::RwLockReadGuard<'_, Registry> =
+            self.inner.shared.registry.read().expect("registry lock");
         let standing = registry
             .check_key(key, crate::writer::clock_now())
             .map_err(|e| e.to_string())?;
@@ -266,14 +292,19 @@ impl Replication {
                     backoff_ms = REDIAL_BACKOFF_MS_MIN;
                     self.run(conn, key, true).await;
                 }
-                Ok(Err(e)) => self.update(key, |s| s.last_error = Some(format!("không kết nối được: {e}"))),
-                Err(_) => self.update(key, |s| s.last_error = Some(format!("không kết nối được trong {DIAL_TIMEOUT_MS} ms"))),
+                Ok(Err(e)) => self.update(key, |s| {
+                    s.last_error = Some(format!("không kết nối được: {e}"))
+                }),
+                Err(_) => self.update(key, |s| {
+                    s.last_error = Some(format!("không kết nối được trong {DIAL_TIMEOUT_MS} ms"))
+                }),
             }
             // Exponential backoff with jitter, so that a hundred communes whose province comes
             // back do not all redial in the same instant.
             let mut jitter = [0u8; 2];
             rand::fill(&mut jitter);
-            let wait = backoff_ms / 2 + u64::from(u16::from_le_bytes(jitter)) % (backoff_ms / 2 + 1);
+            let wait =
+                backoff_ms / 2 + u64::from(u16::from_le_bytes(jitter)) % (backoff_ms / 2 + 1);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                 _ = switch.changed() => {}

@@ -9,7 +9,7 @@ use motcua_sync::{ChangeStore, FeedEntry, Scope, StoreError};
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::store::Store;
-use crate::store::tables::{CHANGES, FEED, IDX_TRANSFER};
+use crate::store::tables::{CHANGES, FEED, IDX_TRANSFER, META};
 
 /// Most feed positions one `feed_after` call scans, in entries: bounds the work of serving a
 /// commune from a province feed full of other units' records; the session continues from the
@@ -27,10 +27,18 @@ fn read_err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl Snapshot {
-    /// A view of `store` now.
-    pub fn new(store: &Store, store_id: [u8; 16]) -> Result<Snapshot, StoreError> {
+    /// A view of `store` now, with the store id it has in that view.
+    pub fn new(store: &Store) -> Result<Snapshot, StoreError> {
         use redb::ReadableDatabase;
-        Ok(Snapshot { tx: store.db().begin_read().map_err(read_err)?, store_id })
+        let tx = store.db().begin_read().map_err(read_err)?;
+        let meta = tx.open_table(META).map_err(read_err)?;
+        let store_id = meta
+            .get("store_id")
+            .map_err(read_err)?
+            .and_then(|v| v.value().try_into().ok())
+            .ok_or_else(|| StoreError::Read("the store has no store id".into()))?;
+        drop(meta);
+        Ok(Snapshot { tx, store_id })
     }
 
     fn admits(&self, scope: &Scope, doc_id: &str) -> Result<bool, StoreError> {
@@ -81,7 +89,11 @@ impl ChangeStore for Snapshot {
                     break;
                 }
                 bytes += size_usize;
-                out.push(FeedEntry { pos: k.value(), hash: *hash, size_bytes: size });
+                out.push(FeedEntry {
+                    pos: k.value(),
+                    hash: *hash,
+                    size_bytes: size,
+                });
             }
             last = k.value();
             if out.len() >= count_max {
@@ -97,12 +109,19 @@ impl ChangeStore for Snapshot {
         lower[..8].copy_from_slice(short);
         let mut upper = [0xffu8; 32];
         upper[..8].copy_from_slice(short);
-        Ok(changes.range::<&[u8; 32]>(&lower..=&upper).map_err(read_err)?.next().is_some())
+        Ok(changes
+            .range::<&[u8; 32]>(&lower..=&upper)
+            .map_err(read_err)?
+            .next()
+            .is_some())
     }
 
     fn envelope(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         let changes = self.tx.open_table(CHANGES).map_err(read_err)?;
-        Ok(changes.get(hash).map_err(read_err)?.map(|v| v.value().to_vec()))
+        Ok(changes
+            .get(hash)
+            .map_err(read_err)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Scans the feed up to `upto`: one sequential pass over entries of about 60 bytes, so a

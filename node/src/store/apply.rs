@@ -62,12 +62,16 @@ pub struct Effects {
     pub config_changed: bool,
     /// The local feed grew to this head.
     pub feed_head: Option<u64>,
+    /// The store found it lacks a change signed by this node's own key, so it lost history
+    /// (restored from a backup): it took a new store id, and peers must start over from it.
+    pub store_rotated: bool,
 }
 
 /// The pipeline bound to one write transaction.
 pub struct Apply<'t> {
     tx: &'t WriteTransaction,
     registry: &'t mut Registry,
+    own_key: Option<[u8; 32]>,
     /// Effects accumulated over the transaction.
     pub effects: Effects,
 }
@@ -89,8 +93,15 @@ impl<'t> Apply<'t> {
         Apply {
             tx,
             registry,
+            own_key: None,
             effects: Effects::default(),
         }
+    }
+
+    /// Tells the pipeline which key is this node's own, so that it notices when a peer sends
+    /// back a change this node signed but no longer holds.
+    pub fn set_own_key(&mut self, key: [u8; 32]) {
+        self.own_key = Some(key);
     }
 
     /// The write transaction.
@@ -119,6 +130,19 @@ impl<'t> Apply<'t> {
         }
         let change_time = Timestamp(signed.change().timestamp().saturating_mul(1000));
         let signer = *signed.signer().as_bytes();
+        if local_doc.is_none() && Some(signer) == self.own_key && !self.effects.store_rotated {
+            // A change this node's own key signed, which this store does not hold: the store
+            // lost history, i.e. it was restored from a backup. Its feed positions after the
+            // backup will be reused for other changes, so peers' checkpoints of it are void: it
+            // takes a new store id (peers then reconcile) and says so.
+            self.rotate_store_id()?;
+            tracing::warn!(
+                seq = signed.seq(),
+                doc = signed.doc_id_text(),
+                "this store lacks a change its own key signed: it was restored from a backup; \
+                 taking a new store id so that peers resynchronise"
+            );
+        }
         if let Err(e) = self.registry.check_key(&signer, change_time) {
             return self.reject(signed, origin, now, e.reason(), e.to_string());
         }
@@ -174,6 +198,17 @@ impl<'t> Apply<'t> {
         Ok(Applied::Stored(pos))
     }
 
+    fn rotate_store_id(&mut self) -> Result<(), StoreError> {
+        let mut id = [0u8; 16];
+        rand::fill(&mut id);
+        id[0] |= 1; // never all zeros
+        self.tx
+            .open_table(META)?
+            .insert("store_id", id.as_slice())?;
+        self.effects.store_rotated = true;
+        Ok(())
+    }
+
     /// Scope check against the document's current state.
     fn authorize(&self, signed: &SignedChange, at: Timestamp) -> Result<(), Reject> {
         let transfers: Vec<UnitCode> = match signed.doc_id() {
@@ -206,7 +241,9 @@ impl<'t> Apply<'t> {
     fn store_envelope(&mut self, signed: &SignedChange) -> Result<u64, StoreError> {
         let hash = signed.hash();
         let envelope = signed.encode();
-        self.tx.open_table(CHANGES)?.insert(&hash, envelope.as_slice())?;
+        self.tx
+            .open_table(CHANGES)?
+            .insert(&hash, envelope.as_slice())?;
         self.tx
             .open_multimap_table(DOC_CHANGES)?
             .insert(signed.doc_id_text(), &hash)?;
@@ -541,5 +578,204 @@ impl<'t> Apply<'t> {
     /// Loads a document inside this transaction (sees this batch's earlier writes).
     pub fn doc(&self, doc: &DocId) -> Result<Option<Automerge>, StoreError> {
         self.load_doc(&doc.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use automerge::transaction::CommitOptions;
+    use ed25519_dalek::SigningKey;
+    use motcua_schema::catalog::ProcessingTime;
+    use motcua_schema::dossier::{Applicant, Channel, Event, EventBody, Header};
+    use motcua_schema::ids::DossierCode;
+    use motcua_schema::signed::actor_for;
+    use motcua_schema::trust::{RecordBody, Role, SignedRecord};
+
+    const T: Timestamp = Timestamp(1_750_000_000_000);
+
+    fn root() -> SigningKey {
+        SigningKey::from_bytes(&[200; 32])
+    }
+
+    fn registry(enrolled: &[(&SigningKey, &str, Role)]) -> Registry {
+        let mut r = Registry::new(root().verifying_key());
+        for (key, unit, role) in enrolled {
+            let body = RecordBody::Enrolment {
+                node_key: hex::encode(key.verifying_key().as_bytes()),
+                unit: UnitCode::new(unit).unwrap(),
+                unit_name: (*unit).to_owned(),
+                role: *role,
+                valid_from: Timestamp(0),
+                valid_until: None,
+                issued_at: Timestamp(0),
+            };
+            r.insert(SignedRecord::sign(&body, &root())).unwrap();
+        }
+        r
+    }
+
+    fn event(body: EventBody) -> Event {
+        Event {
+            at: T,
+            by: "cb".into(),
+            unit: UnitCode::new("X1").unwrap(),
+            body,
+        }
+    }
+
+    /// A dossier document of `unit` with its creating change, signed by `key` under `epoch`.
+    fn create(key: &SigningKey, epoch: u8, code: &str) -> (Automerge, SignedChange) {
+        let code = DossierCode::parse(code).unwrap();
+        let header = Header {
+            code: code.clone(),
+            unit: code.unit(),
+            procedure_code: "1.004873".into(),
+            procedure_name: "Xác nhận tình trạng hôn nhân".into(),
+            agency: "Tư pháp".into(),
+            processing: ProcessingTime::WorkingDays(3),
+            channel: Channel::Online,
+            applicant: Applicant {
+                name: "A".into(),
+                id_number: "001099012345".into(),
+                phone: String::new(),
+                address: String::new(),
+            },
+            digitised: false,
+        };
+        let mut doc = Automerge::new().with_actor(actor_for(&key.verifying_key(), [epoch; 8]));
+        let mut tx = doc.transaction();
+        layout::dossier::create(
+            &mut tx,
+            &header,
+            &event(EventBody::Received {
+                due_at: T.plus_millis(1_000_000),
+            }),
+        )
+        .unwrap();
+        tx.commit_with(CommitOptions::default().with_time(T.0 / 1000));
+        let signed = SignedChange::sign(
+            &DocId::Dossier(code),
+            doc.get_last_local_change().unwrap(),
+            key,
+        )
+        .unwrap();
+        (doc, signed)
+    }
+
+    fn append(doc: &mut Automerge, key: &SigningKey, code: &str, body: EventBody) -> SignedChange {
+        let mut tx = doc.transaction();
+        layout::dossier::append(&mut tx, &event(body)).unwrap();
+        tx.commit_with(CommitOptions::default().with_time(T.0 / 1000));
+        SignedChange::sign(
+            &DocId::Dossier(DossierCode::parse(code).unwrap()),
+            doc.get_last_local_change().unwrap(),
+            key,
+        )
+        .unwrap()
+    }
+
+    fn apply_all(store: &Store, reg: &mut Registry, changes: &[&SignedChange]) -> Vec<Applied> {
+        let tx = store.db().begin_write().unwrap();
+        let mut out = Vec::new();
+        {
+            let mut apply = Apply::new(&tx, reg);
+            for c in changes {
+                out.push(apply.change(c, None, "test", T).unwrap());
+            }
+        }
+        tx.commit().unwrap();
+        out
+    }
+
+    #[test]
+    fn duplicates_are_idempotent_and_dependencies_wait_as_pending() {
+        // Why: peers resend and reorder; a change must be stored once, and a change whose
+        // dependency has not arrived is kept (verified changes are never dropped) and applied
+        // when it does.
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let mut reg = registry(&[(&key, "X1", Role::Commune)]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let code = "X1-250601-0001";
+        let (mut doc, first) = create(&key, 1, code);
+        let second = append(
+            &mut doc,
+            &key,
+            code,
+            EventBody::Resolved {
+                note: String::new(),
+            },
+        );
+        let r = apply_all(&store, &mut reg, &[&second, &first, &first]);
+        assert!(matches!(r[0], Applied::Pending(_)), "{r:?}");
+        assert!(matches!(r[1], Applied::Stored(_)), "{r:?}");
+        assert_eq!(r[2], Applied::Duplicate);
+        let summary = store.summary(code).unwrap().unwrap();
+        assert_eq!(
+            summary.status,
+            Some(motcua_schema::dossier::Status::Resolved)
+        );
+        assert_eq!(store.counts().unwrap().pending, 0);
+    }
+
+    #[test]
+    fn equivocation_keeps_a_fork_proof_and_refuses_the_second_change() {
+        // Why: two different changes with one (actor, seq) mean a node signed two histories; the
+        // evidence must be kept and the signer named.
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let mut reg = registry(&[(&key, "X1", Role::Commune)]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let code = "X1-250601-0002";
+        let (doc, first) = create(&key, 1, code);
+        let mut a = doc.fork();
+        let mut b = doc.fork();
+        a.set_actor(actor_for(&key.verifying_key(), [1; 8]));
+        b.set_actor(actor_for(&key.verifying_key(), [1; 8]));
+        let x = append(
+            &mut a,
+            &key,
+            code,
+            EventBody::Resolved {
+                note: "một".into()
+            },
+        );
+        let y = append(
+            &mut b,
+            &key,
+            code,
+            EventBody::Withdrawn {
+                reason: "hai".into(),
+            },
+        );
+        assert_eq!((x.seq(), x.actor()), (y.seq(), y.actor()));
+        let r = apply_all(&store, &mut reg, &[&first, &x, &y]);
+        assert!(
+            matches!(&r[2], Applied::Rejected(j) if j.reason == "equivocation"),
+            "{r:?}"
+        );
+        assert_eq!(store.counts().unwrap().forks, 1);
+    }
+
+    #[test]
+    fn changes_outside_scope_or_from_unknown_keys_are_rejected_and_logged() {
+        // Why: a commune may write only its own unit's records, and only enrolled keys may write.
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let stranger = SigningKey::from_bytes(&[4; 32]);
+        let mut reg = registry(&[(&key, "X1", Role::Commune)]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let (_, other_unit) = create(&key, 1, "X2-250601-0001");
+        let (_, unknown) = create(&stranger, 1, "X1-250601-0003");
+        let r = apply_all(&store, &mut reg, &[&other_unit, &unknown]);
+        assert!(
+            matches!(&r[0], Applied::Rejected(j) if j.reason == "out_of_scope"),
+            "{r:?}"
+        );
+        assert!(
+            matches!(&r[1], Applied::Rejected(j) if j.reason == "not_enrolled"),
+            "{r:?}"
+        );
+        let counts = store.counts().unwrap();
+        assert_eq!((counts.rejects, counts.dossiers, counts.changes), (2, 0, 0));
     }
 }

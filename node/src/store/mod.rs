@@ -166,7 +166,8 @@ impl Store {
     pub fn open_in_memory(store_id: [u8; 16]) -> Result<Store, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
         let tx = db.begin_write()?;
-        tx.open_table(META)?.insert("store_id", store_id.as_slice())?;
+        tx.open_table(META)?
+            .insert("store_id", store_id.as_slice())?;
         tx.commit()?;
         Store::init(db)
     }
@@ -218,6 +219,7 @@ impl Store {
             tx.open_table(TRUST)?;
             tx.open_table(USERS)?;
             tx.open_table(SESSIONS)?;
+            tx.open_table(DEVICES)?;
         }
         tx.commit()?;
         Ok(Store { db })
@@ -549,8 +551,12 @@ impl Store {
     pub fn store_id(&self) -> Result<[u8; 16], StoreError> {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
-        let v = meta.get("store_id")?.ok_or_else(|| corrupt("store id", "missing"))?;
-        v.value().try_into().map_err(|_| corrupt("store id", "length"))
+        let v = meta
+            .get("store_id")?
+            .ok_or_else(|| corrupt("store id", "missing"))?;
+        v.value()
+            .try_into()
+            .map_err(|_| corrupt("store id", "length"))
     }
 
     /// The position of the last change in the local feed (0 when empty).

@@ -59,11 +59,18 @@ pub struct PeerState {
 pub fn read_in(tx: &WriteTransaction, peer: &[u8; 32]) -> Result<PeerState, StoreError> {
     let table = tx.open_table(PEERS)?;
     let text = table.get(peer)?.map(|v| v.value().to_owned());
-    Ok(text.map(|t| decode_json("peer state", &t)).transpose()?.unwrap_or_default())
+    Ok(text
+        .map(|t| decode_json("peer state", &t))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// Writes a peer's state inside a write transaction.
-pub fn write_in(tx: &WriteTransaction, peer: &[u8; 32], state: &PeerState) -> Result<(), StoreError> {
+pub fn write_in(
+    tx: &WriteTransaction,
+    peer: &[u8; 32],
+    state: &PeerState,
+) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).expect("peer state serialises");
     tx.open_table(PEERS)?.insert(peer, json.as_str())?;
     Ok(())
@@ -75,7 +82,10 @@ impl Store {
         let tx = self.db().begin_read()?;
         let table = tx.open_table(PEERS)?;
         let text = table.get(peer)?.map(|v| v.value().to_owned());
-        Ok(text.map(|t| decode_json("peer state", &t)).transpose()?.unwrap_or_default())
+        Ok(text
+            .map(|t| decode_json("peer state", &t))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// Every peer this node remembers, by key.

@@ -58,7 +58,8 @@ pub const IDX_APPLICANT: TableDefinition<'_, (&str, &str), ()> =
 
 /// (unit a dossier was transferred to, dossier code) → (): the dossiers outside a commune's own
 /// numbering that are in its replication scope.
-pub const IDX_TRANSFER: TableDefinition<'_, (&str, &str), ()> = TableDefinition::new("idx-transfer-1");
+pub const IDX_TRANSFER: TableDefinition<'_, (&str, &str), ()> =
+    TableDefinition::new("idx-transfer-1");
 
 /// Peer node key (32 bytes) → JSON `replication::PeerState`: this node's durable checkpoint of
 /// the peer's feed (stored in the same transaction as the changes it covers), the peer's last
@@ -117,6 +118,10 @@ pub const AUDIT_CHECKPOINTS: TableDefinition<'_, u64, &str> = TableDefinition::n
 /// are both kept. Append only.
 pub const AUDIT_WITNESS: TableDefinition<'_, (&[u8; 32], u64, &[u8; 32]), &str> =
     TableDefinition::new("audit-witness-1");
+
+/// SHA-256 of a device token (32 bytes) → JSON `auth::Device` (rating tablets and hall TVs,
+/// each with its own narrow rights). The token itself is never stored.
+pub const DEVICES: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("devices-1");
 
 /// The store format this code writes.
 pub const STORE_FORMAT_VERSION: u32 = 1;

@@ -2,10 +2,9 @@
 //! incremental counters, the province totals, the Decision 766 figures it can compute, and how
 //! fresh each unit's data is; with a drill-down page per unit.
 //!
-//! Why staleness is read through [`peer_sync_status`]: replication is a separate room
-//! (`motcua-sync`, being written now). Until it reports when each unit last synced, this function
-//! answers "unknown" for every other unit and the page says so plainly ("chưa có dữ liệu đồng
-//! bộ"); it never invents a time. When replication lands, only this function changes.
+//! Staleness is read through [`peer_sync_status`], from the replication links' status and the
+//! catch-up times the store keeps; a unit never synced says so plainly ("chưa có dữ liệu đồng
+//! bộ"): no time is ever invented.
 
 use std::collections::BTreeMap;
 
@@ -38,21 +37,42 @@ pub struct UnitSyncStatus {
     pub last_sync: Option<Timestamp>,
 }
 
-/// The replication status of every enrolled unit, as far as this node knows.
-///
-/// Replication is not wired into the node yet, so every unit other than this node's own has
-/// `last_sync: None`, which the page shows as "chưa có dữ liệu đồng bộ". The sync room replaces
-/// the body with real figures; the signature is the contract.
+/// The replication status of every enrolled unit, as far as this node knows: for each unit, the
+/// freshest moment this node was caught up with one of that unit's nodes. A link that is up
+/// and caught up right now counts as fresh now; otherwise the last catch-up recorded (kept in
+/// the store, so it survives restarts). A unit never synced has `last_sync: None`.
 pub fn peer_sync_status(state: &AppState) -> Vec<UnitSyncStatus> {
     let own = state.shared.identity.unit.to_string();
+    let now = clock_now();
+    let mut freshest: BTreeMap<[u8; 32], Timestamp> = BTreeMap::new();
+    if let Ok(saved) = state.shared.store.peer_states() {
+        for (key, s) in saved {
+            if let Some(t) = s.last_caught_up_at {
+                freshest.insert(key, t);
+            }
+        }
+    }
+    if let Some(repl) = &state.replication {
+        for s in repl.statuses() {
+            let Ok(key) = crate::config::parse_public_key(&s.node_key) else {
+                continue;
+            };
+            let live = s.connected && s.behind == 0 && s.last_caught_up_at.is_some();
+            let t = if live { Some(now) } else { s.last_caught_up_at };
+            if let Some(t) = t {
+                let e = freshest.entry(*key.as_bytes()).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+    }
     let registry = state.shared.registry.read().expect("registry lock");
     let mut by_unit: BTreeMap<String, UnitSyncStatus> = BTreeMap::new();
-    for (_, standing) in registry.standings() {
+    for (key, standing) in registry.standings() {
         if standing.role == Role::Auditor {
             continue;
         }
         let unit = standing.unit.to_string();
-        by_unit
+        let entry = by_unit
             .entry(unit.clone())
             .or_insert_with(|| UnitSyncStatus {
                 local: unit == own,
@@ -60,6 +80,9 @@ pub fn peer_sync_status(state: &AppState) -> Vec<UnitSyncStatus> {
                 unit_name: standing.unit_name.clone(),
                 last_sync: None,
             });
+        if let Some(t) = freshest.get(key) {
+            entry.last_sync = Some(entry.last_sync.map_or(*t, |x| x.max(*t)));
+        }
     }
     by_unit.into_values().collect()
 }
@@ -215,9 +238,9 @@ pub async fn dashboard(
         }
         @if !any_synced {
             p.alert.warn #sync-unknown {
-                "Đồng bộ giữa các nút chưa được đưa vào hoạt động trên nút này: chưa có dữ liệu đồng bộ "
-                "từ các xã. Số liệu dưới đây chỉ gồm những gì nút tỉnh đang giữ; cột «Đồng bộ lần cuối» "
-                "sẽ hiển thị thời điểm thật khi chức năng đồng bộ hoàn thành."
+                "Nút tỉnh chưa đồng bộ được với xã nào: chưa có dữ liệu đồng bộ từ các xã. Số liệu dưới "
+                "đây chỉ gồm những gì nút tỉnh đang giữ; cột «Đồng bộ lần cuối» cho biết độ mới của số "
+                "liệu từng xã khi kết nối được thiết lập."
             }
         }
         section.card {

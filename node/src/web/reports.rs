@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
-use motcua_schema::report::{Percent, Period, Report, Row, compute};
+use motcua_schema::report::{Percent, Period, ROW_COLUMNS_VI, Report, Row, compute};
 use motcua_schema::timestamp::{Timestamp, format_date, format_date_vn, parse_date};
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 use serde::Deserialize;
@@ -177,39 +177,15 @@ pub fn summary_rows(r: &Report) -> Vec<SummaryRow> {
     ]
 }
 
-const ROW_HEADERS: [&str; 8] = [
-    "Tiếp nhận",
-    "Kỳ trước chuyển sang",
-    "Đã giải quyết",
-    "Trước hạn",
-    "Đúng hạn",
-    "Quá hạn",
-    "Đang giải quyết",
-    "Đang giải quyết quá hạn",
-];
-
-fn row_counts(r: &Row) -> [u64; 8] {
-    [
-        r.received,
-        r.carried_over,
-        r.resolved,
-        r.early,
-        r.on_time,
-        r.overdue,
-        r.in_progress,
-        r.in_progress_overdue,
-    ]
-}
-
 fn breakdown(title: &str, key: &str, rows: &[Row]) -> Markup {
     html! {
         details.card open[rows.len() <= 12] {
             summary { h3 { (title) " (" (rows.len()) ")" } }
             div.scroll { table.list.num.keyname {
-                thead { tr { th { (key) } th { "Tên" } @for h in ROW_HEADERS { th { (h) } } } }
+                thead { tr { th { (key) } th { "Tên" } @for h in ROW_COLUMNS_VI { th { (h) } } } }
                 tbody { @for r in rows { tr {
                     td { (r.key) } td { (r.name) }
-                    @for c in row_counts(r) { td { (c) } }
+                    @for c in r.counts() { td { (c) } }
                 } } }
             } }
         }
@@ -400,14 +376,14 @@ pub fn report_xlsx(report: &Report) -> Result<Vec<u8>, XlsxError> {
         ws.set_name(name)?;
         ws.write_string_with_format(0, 0, key, &bold)?;
         ws.write_string_with_format(0, 1, "Tên", &bold)?;
-        for (c, h) in ROW_HEADERS.iter().enumerate() {
+        for (c, h) in ROW_COLUMNS_VI.iter().enumerate() {
             ws.write_string_with_format(0, 2 + c as u16, *h, &bold)?;
         }
         for (i, row) in rows.iter().enumerate() {
             let r = 1 + i as u32;
             ws.write_string(r, 0, &row.key)?;
             ws.write_string(r, 1, &row.name)?;
-            for (c, v) in row_counts(row).iter().enumerate() {
+            for (c, v) in row.counts().iter().enumerate() {
                 ws.write_number(r, 2 + c as u16, *v as f64)?;
             }
         }

@@ -48,7 +48,10 @@ fn test_node(name: &str) -> (TestNode, String) {
         trust: Trust::NewRoot,
         admin_password: PASSWORD.into(),
         key: None,
-        sync: crate::config::SyncConfig { enabled: false, ..Default::default() },
+        sync: crate::config::SyncConfig {
+            enabled: false,
+            ..Default::default()
+        },
     })
     .unwrap();
     for (user, role) in [

@@ -35,6 +35,21 @@ pub fn append(tx: &mut impl Transactable, event: &Event) -> Result<(), LayoutErr
     push_record(tx, &events, event)
 }
 
+/// Every `events` list of the document, in a deterministic order: one, unless two creators
+/// made the document concurrently (see [`read_colliding_headers`]).
+fn all_events_objs(doc: &impl ReadDoc) -> Result<Vec<ExId>, LayoutError> {
+    let mut lists: Vec<ExId> = doc
+        .get_all(ROOT, "events")?
+        .into_iter()
+        .filter_map(|(v, id)| matches!(v, Value::Object(ObjType::List)).then_some(id))
+        .collect();
+    if lists.is_empty() {
+        return Err(LayoutError::Field("events".into()));
+    }
+    lists.sort_by_key(|id| id.to_string());
+    Ok(lists)
+}
+
 fn events_obj(doc: &impl ReadDoc) -> Result<ExId, LayoutError> {
     match doc.get(ROOT, "events")? {
         Some((Value::Object(ObjType::List), id)) => Ok(id),
@@ -55,25 +70,47 @@ pub fn read_header(doc: &impl ReadDoc) -> Result<Header, LayoutError> {
 /// decode is an error: every change was verified and authorised before it was applied, so an
 /// undecodable event means a bug or a newer layout, which must be seen rather than skipped.
 pub fn read_events(doc: &impl ReadDoc) -> Result<Vec<RecordedEvent>, LayoutError> {
-    let events = events_obj(doc)?;
-    let mut out = Vec::with_capacity(doc.length(&events));
-    for i in 0..doc.length(&events) {
-        let Some((value, id)) = doc.get(&events, i)? else {
-            continue;
-        };
-        let event: Event = read_record("event", &value)?;
-        out.push(RecordedEvent {
-            id: id.to_string(),
-            actor: object_actor(&id),
-            event,
-        });
+    let mut out = Vec::new();
+    for events in all_events_objs(doc)? {
+        for i in 0..doc.length(&events) {
+            let Some((value, id)) = doc.get(&events, i)? else {
+                continue;
+            };
+            let event: Event = read_record("event", &value)?;
+            out.push(RecordedEvent {
+                id: id.to_string(),
+                actor: object_actor(&id),
+                event,
+            });
+        }
     }
     Ok(out)
 }
 
 /// Reads and folds the whole dossier.
 pub fn read(doc: &impl ReadDoc) -> Result<DossierState, LayoutError> {
-    Ok(DossierState::fold(read_header(doc)?, read_events(doc)?))
+    let mut state = DossierState::fold(read_header(doc)?, read_events(doc)?);
+    state.colliding_headers = read_colliding_headers(doc)?;
+    state.open_conflicts += state.colliding_headers.len();
+    Ok(state)
+}
+
+/// Headers written concurrently under the same code by different creators, other than the one
+/// Automerge's deterministic winner chose. Normally empty. A node restored from an old backup
+/// and working offline can number a new dossier with a code another node already used for a
+/// different dossier; both creations then live in one document. Nothing is hidden: both
+/// headers are read and both event lists are folded, and the state names the collision so that
+/// a person settles it.
+pub fn read_colliding_headers(doc: &impl ReadDoc) -> Result<Vec<Header>, LayoutError> {
+    let winner = read_header(doc)?;
+    let mut others = Vec::new();
+    for (value, _) in doc.get_all(ROOT, "header")? {
+        let h: Header = read_record("header", &value)?;
+        if h != winner && !others.contains(&h) {
+            others.push(h);
+        }
+    }
+    Ok(others)
 }
 
 #[cfg(test)]
@@ -154,6 +191,41 @@ mod tests {
             append(&mut tx, &event).unwrap();
             tx.commit_with(CommitOptions::default().with_time(t));
         }
+    }
+
+    #[test]
+    fn two_dossiers_created_under_one_code_are_both_kept_and_flagged() {
+        // Why: a node restored from an old backup may number a new dossier with a code already
+        // used elsewhere; merging must hide neither dossier and must say so.
+        let make = |actor: u8, name: &str| {
+            let mut doc = Automerge::new().with_actor(ActorId::from(vec![actor; 40]));
+            let mut h = header();
+            h.applicant.name = name.into();
+            let first = Event {
+                at: Timestamp(i64::from(actor)),
+                by: "cb".into(),
+                unit: UnitCode::new("X1").unwrap(),
+                body: EventBody::Received {
+                    due_at: Timestamp(10_000),
+                },
+            };
+            let mut tx = doc.transaction();
+            create(&mut tx, &h, &first).unwrap();
+            tx.commit_with(CommitOptions::default().with_time(0));
+            doc
+        };
+        let mut a = make(1, "Người thứ nhất");
+        let mut b = make(2, "Người thứ hai");
+        a.merge(&mut b).unwrap();
+        let state = read(&a).unwrap();
+        assert_eq!(state.events.len(), 2, "both creations' events are folded");
+        assert_eq!(state.colliding_headers.len(), 1);
+        let names = [
+            state.header.applicant.name.as_str(),
+            state.colliding_headers[0].applicant.name.as_str(),
+        ];
+        assert!(names.contains(&"Người thứ nhất") && names.contains(&"Người thứ hai"));
+        assert!(state.open_conflicts >= 1);
     }
 
     proptest! {

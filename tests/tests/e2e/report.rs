@@ -118,7 +118,10 @@ fn report_equals_independent_computation_from_raw_events() {
         },
         admin_password: "mat-khau-quan-tri".into(),
         key: Some(key),
-        sync: SyncConfig { enabled: false, ..SyncConfig::default() },
+        sync: SyncConfig {
+            enabled: false,
+            ..SyncConfig::default()
+        },
     })
     .unwrap();
     node.auth
