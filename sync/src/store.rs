@@ -99,7 +99,10 @@ impl Scope {
                             .is_some_and(|rest| rest.starts_with('-'));
                 }
                 // Its ratings and its own audit-log checkpoints (`log/<unit>/<day>`).
-                if let Some(rest) = doc_id.strip_prefix("ratings/").or_else(|| doc_id.strip_prefix("log/")) {
+                if let Some(rest) = doc_id
+                    .strip_prefix("ratings/")
+                    .or_else(|| doc_id.strip_prefix("log/"))
+                {
                     return rest
                         .strip_prefix(unit.as_str())
                         .is_some_and(|rest| rest.starts_with('/'));

@@ -214,6 +214,25 @@ async fn an_exported_archive_verifies_with_two_independent_verifiers() {
     assert!(rust_ok && py_ok, "{rust:#} {py:#}");
     assert_eq!(rust["checks"]["changes"], 2);
     assert_eq!(py["checks"]["changes"], 2);
+
+    // Another unit, or a period without activity, selects nothing, and still verifies.
+    for filter in [["--unit", "X2"], ["--to", "2000-01-01"]] {
+        let empty = tmp.path().join("empty.audit");
+        let out = run(Command::new(motcua())
+            .args(["audit", "export", "--data-dir", &data_dir])
+            .args(filter)
+            .arg("--out")
+            .arg(&empty));
+        assert!(
+            out.status.success(),
+            "export: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (rust_ok, rust) = motcua_verify(&empty);
+        let (py_ok, py) = python_verify(&empty);
+        assert!(rust_ok && py_ok, "{filter:?}: {rust:#} {py:#}");
+        assert_eq!(rust["checks"]["changes"], 0, "{filter:?}");
+    }
 }
 
 #[tokio::test]

@@ -90,24 +90,20 @@ fn push_leaf(
 /// Adds the envelope stored at feed position `pos` as leaf `pos − 1`.
 pub fn append(tx: &WriteTransaction, pos: u64, envelope: &[u8]) -> Result<(), StoreError> {
     let index = pos - 1;
-    let size = {
+    let mut size = {
         let t = tx.open_table(AUDIT_TREE)?;
         tree_size(&t)?
     };
     if size < index {
-        catch_up(tx, index)?;
+        size = catch_up(tx, index)?;
     }
-    let mut t = tx.open_table(AUDIT_TREE)?;
-    if tree_size(&t)? != index {
+    if size != index {
         return Err(corrupt(
             "audit tree",
-            format!(
-                "holds {} leaves where feed position {pos} is next",
-                tree_size(&t)?
-            ),
+            format!("holds {size} leaves where feed position {pos} is next"),
         ));
     }
-    push_leaf(&mut t, index, leaf_hash(envelope))
+    push_leaf(&mut tx.open_table(AUDIT_TREE)?, index, leaf_hash(envelope))
 }
 
 /// Appends the leaves of feed positions the tree lacks, up to `upto` leaves (a store written
@@ -227,7 +223,12 @@ pub fn checkpoint(
         consistency: proof.iter().map(b64).collect(),
     };
     store_checkpoint(tx, size, &record)?;
-    if matches!(ctx.identity.role, Role::Province | Role::Commune) {
+    // Published only by a node that may write its log document now (an auditor writes nothing;
+    // a revoked node's change would be refused): the others keep their checkpoints locally.
+    let key = ctx.identity.key.verifying_key();
+    let may_write = matches!(ctx.identity.role, Role::Province | Role::Commune)
+        && apply.registry().check_key(key.as_bytes(), ctx.now).is_ok();
+    if may_write {
         publish(ctx, apply, size, &record)?;
     }
     tracing::info!(size, root = %b64(&root), "audit checkpoint signed");

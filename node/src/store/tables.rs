@@ -105,12 +105,14 @@ pub const SESSIONS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new(
 /// Leaf `i` is the envelope at feed position `i + 1`, so the tree is derived from `feed` and
 /// `changes` (and rebuilt from them when missing), appended in the transaction that stores the
 /// change. About two entries per change.
-pub const AUDIT_TREE: TableDefinition<'_, (u8, u64), &[u8; 32]> = TableDefinition::new("audit-tree-1");
+pub const AUDIT_TREE: TableDefinition<'_, (u8, u64), &[u8; 32]> =
+    TableDefinition::new("audit-tree-1");
 
 /// *Source* (evidence). This node's signed checkpoints of its audit log: tree size → JSON
 /// `motcua_schema::audit::archive::CheckpointRecord` (signed note and consistency proof from the
 /// previous checkpoint). Append only.
-pub const AUDIT_CHECKPOINTS: TableDefinition<'_, u64, &str> = TableDefinition::new("audit-checkpoints-1");
+pub const AUDIT_CHECKPOINTS: TableDefinition<'_, u64, &str> =
+    TableDefinition::new("audit-checkpoints-1");
 
 /// *Source* (evidence). Checkpoints of other nodes' logs this node witnessed, taken from the
 /// `log/<unit>/<day>` documents it received: (node key, tree size, root) → JSON

@@ -160,6 +160,9 @@ fn change_vectors(envelopes: &[Vec<u8>]) -> (Value, Value) {
     (Value::Array(changes), Value::Array(envs))
 }
 
+/// A named signature vector: key, message, signature.
+type SignatureCase<'a> = (&'a str, [u8; 32], Vec<u8>, [u8; 64]);
+
 fn signature_vectors() -> (Value, Value) {
     // RFC 8032 §7.1 test 1.
     let rfc = SigningKey::from_bytes(
@@ -212,7 +215,7 @@ fn signature_vectors() -> (Value, Value) {
         y[31] = 0x7f;
         y
     });
-    let cases: Vec<(&str, [u8; 32], Vec<u8>, [u8; 64])> = vec![
+    let cases: Vec<SignatureCase<'_>> = vec![
         (
             "rfc8032 test 1",
             *rfc.verifying_key().as_bytes(),
