@@ -100,13 +100,19 @@ pub const USERS: TableDefinition<'_, &str, &str> = TableDefinition::new("users-1
 /// is never stored.
 pub const SESSIONS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("sessions-1");
 
-/// The audit log's Merkle tree (`crate::audit`): (level, index) → SHA-256 of the perfect
-/// subtree of `2^level` leaves starting at leaf `index · 2^level`; level 0 holds leaf hashes.
+/// The audit log's Merkle tree (`crate::audit::log`): (level, index) → SHA-256 of the perfect
+/// subtree of `2^level` leaves starting at leaf `index · 2^level`, kept for levels 8 and up
+/// only (one row per 256 changes); smaller subtrees are recomputed from `feed` and `changes`.
 /// Leaf `i` is the envelope at feed position `i + 1`, so the tree is derived from `feed` and
-/// `changes` (and rebuilt from them when missing), appended in the transaction that stores the
-/// change. About two entries per change.
+/// `changes`, appended in the transaction that stores the change.
 pub const AUDIT_TREE: TableDefinition<'_, (u8, u64), &[u8; 32]> =
     TableDefinition::new("audit-tree-1");
+
+/// The audit log's frontier, one row `"log"` → u64 BE tree size ‖ the 32-byte hashes of the
+/// perfect subtrees that size decomposes into, largest first: the log's size and root, updated
+/// with every stored change. Derived, like `audit-tree`.
+pub const AUDIT_FRONTIER: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("audit-frontier-1");
 
 /// *Source* (evidence). This node's signed checkpoints of its audit log: tree size → JSON
 /// `motcua_schema::audit::archive::CheckpointRecord` (signed note and consistency proof from the
