@@ -25,6 +25,8 @@ use crate::runtime::Node;
 pub const SIGNATURE_WORK_UNIT_COUNT_MAX: usize = 4096;
 /// Most threads verification uses.
 pub const VERIFY_THREADS_COUNT_MAX: usize = 64;
+/// Largest archive read into memory, in bytes (a province's million changes are about 470 MB).
+pub const ARCHIVE_FILE_SIZE_BYTES_MAX: u64 = 16 * 1024 * 1024 * 1024;
 
 /// `motcua audit …`
 #[derive(Debug, Subcommand)]
@@ -207,6 +209,15 @@ pub fn run(cmd: AuditCmd) -> Result<()> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > ARCHIVE_FILE_SIZE_BYTES_MAX {
+        bail!(
+            "{} is {size} bytes, more than the {ARCHIVE_FILE_SIZE_BYTES_MAX} bytes an archive may be",
+            path.display()
+        );
+    }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
