@@ -1204,7 +1204,11 @@ def main(argv):
         return 2
     witness_logs = []
     for path in args.witness:
-        other_bytes = open(path, "rb").read()
+        try:
+            other_bytes = open(path, "rb").read()
+        except OSError as e:
+            print("cannot read %s: %s" % (path, e))
+            return 2
         other = Report()
         found, _ = parse_container(other_bytes, other)
         w = load_json(found, "witness", other, {"logs": []})
@@ -1212,7 +1216,12 @@ def main(argv):
         witness_logs.extend(w.get("logs", []) if isinstance(w, dict) else [])
         if isinstance(lg, dict):
             witness_logs.append({"key": lg.get("key"), "checkpoints": lg.get("checkpoints", [])})
-    r = verify_archive(open(args.archive, "rb").read(), root_key, witness_logs)
+    try:
+        data = open(args.archive, "rb").read()
+    except OSError as e:
+        print("cannot read %s: %s" % (args.archive, e))
+        return 2
+    r = verify_archive(data, root_key, witness_logs)
     if args.json:
         print(json.dumps(report_json(r), indent=2, ensure_ascii=False))
     else:

@@ -22,6 +22,7 @@ use motcua_schema::audit::archive::{
     RegistrySection, WitnessSection, WriteError, b64,
 };
 use motcua_schema::audit::change::{parse_change, parse_envelope};
+use motcua_schema::audit::merkle::empty_root;
 use motcua_schema::audit::note::Checkpoint;
 use motcua_schema::ids::DocId;
 use motcua_schema::timestamp::Timestamp;
@@ -113,9 +114,6 @@ pub enum ExportError {
     /// Sealing the log failed.
     #[error("sealing the audit log: {0}")]
     Seal(#[from] CommandError),
-    /// The log has no checkpoint (an auditor node that never stored anything).
-    #[error("the audit log is empty: nothing to export")]
-    Empty,
     /// Writing the file failed.
     #[error("writing {path}: {source}")]
     Io {
@@ -155,12 +153,19 @@ pub fn export(
     let store = &node.shared.store;
     let tx = store.db().begin_read()?;
     let checkpoints = crate::audit::log::own_checkpoints(&tx)?;
-    let last = checkpoints.last().ok_or(ExportError::Empty)?;
-    let last = Checkpoint::open(&last.note).map_err(|e| corrupt("own checkpoint", e))?;
-    let leaves = select(&tx, last.size, options)?;
+    // A node that never stored anything has no checkpoint: its archive holds the registry and
+    // nothing else, proven against the empty log.
+    let (size, root) = match checkpoints.last() {
+        Some(last) => {
+            let cp = Checkpoint::open(&last.note).map_err(|e| corrupt("own checkpoint", e))?;
+            (cp.size, cp.root)
+        }
+        None => (0, empty_root()),
+    };
+    let leaves = select(&tx, size, options)?;
     let proof = crate::audit::log::range_proof(
         &tx,
-        last.size,
+        size,
         &leaves.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
     )?;
     let witness = crate::audit::log::witnessed(&tx)?;
@@ -221,8 +226,8 @@ pub fn export(
         },
         changes: leaves.len() as u64,
         log: ManifestLog {
-            size: last.size,
-            root: b64(&last.root),
+            size,
+            root: b64(&root),
         },
         ..Manifest::default()
     };
@@ -236,7 +241,7 @@ pub fn export(
     std::fs::rename(&partial, out).map_err(io(out))?;
     Ok(ExportSummary {
         changes: leaves.len() as u64,
-        log_size: last.size,
+        log_size: size,
         checkpoints: checkpoints.len(),
         witnessed: witness.iter().map(|l| l.checkpoints.len()).sum(),
         bytes: archive_bytes,

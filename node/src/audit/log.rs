@@ -314,6 +314,16 @@ fn has_news(
     Ok(false)
 }
 
+/// Creates the audit tables if this store has none yet (a node that never stored a change), so
+/// that readers find them.
+fn ensure_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(AUDIT_TREE)?;
+    tx.open_table(AUDIT_FRONTIER)?;
+    tx.open_table(AUDIT_CHECKPOINTS)?;
+    tx.open_table(AUDIT_WITNESS)?;
+    Ok(())
+}
+
 /// Signs a checkpoint of the log if one is due (always, with `seal`, when the log holds
 /// anything uncovered but this node's own publications: what an export needs). Returns its size.
 pub fn checkpoint(
@@ -322,6 +332,7 @@ pub fn checkpoint(
     seal: bool,
 ) -> Result<Option<u64>, CommandError> {
     let tx = apply.tx();
+    ensure_tables(tx)?;
     let (size, complete) = caught_up_size(tx)?;
     if !complete {
         // An old store is still being caught up; a later call continues.
