@@ -522,6 +522,15 @@ def replay_range_proof(size, leaves, entries):
                 unused.append(e)
             else:
                 return e[2]
+        # Nothing exported here and no entry starting inside: the whole range is missing (at
+        # once, so a forged size of 2^60 does not take forever).
+        inside = pos[0] < len(entries) and lo <= entries[pos[0]][0] < hi
+        if f == t and not inside:
+            if missing and missing[-1][1] == lo:
+                missing[-1] = (missing[-1][0], hi)
+            else:
+                missing.append((lo, hi))
+            return bytes(32)
         if hi - lo == 1:
             if f != t and indices[f] == lo:
                 return leaves[f][1]

@@ -2,6 +2,7 @@
 //! broken node or a dishonest one could produce: each tampering must be found and named.
 
 use automerge::ReadDoc;
+use proptest::prelude::*;
 
 use super::archive::{self, CheckpointRecord, Section, WitnessedLog};
 use super::fixture::{Fixture, Writer, commune_fixture, make_checkpoint};
@@ -567,4 +568,39 @@ fn show_reproduces_a_dossier_with_its_signers() {
     }
     assert!(!h.to_text().contains("Người thử"), "no personal data");
     assert!(super::show::dossier_history(&bytes, "X1-250615-0009").is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_edit_of_an_archive_is_refused_without_panicking(
+        cut in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        junk in proptest::collection::vec(any::<u8>(), 1..64),
+        how in 0u8..3,
+    ) {
+        // Why: archives come from whoever exported them; the verifier must survive truncations,
+        // insertions and overwrites anywhere, and never call such an archive valid.
+        let bytes = commune_fixture(2, 3).build(Timestamp(1_750_100_000_000));
+        let mut bad = bytes.clone();
+        match how {
+            0 => bad.truncate(cut.index(bytes.len())),
+            1 => {
+                let i = at.index(bytes.len() + 1);
+                bad.splice(i..i, junk.iter().copied());
+            }
+            _ => {
+                let i = at.index(bytes.len());
+                for (k, b) in junk.iter().enumerate() {
+                    if let Some(slot) = bad.get_mut(i + k) {
+                        *slot = *b;
+                    }
+                }
+            }
+        }
+        let r = check(&bad, &Options::default());
+        prop_assert_eq!(r.ok, bad == bytes, "{}", r.to_text());
+        let _ = super::show::dossier_history(&bad, "X1-250615-0001");
+    }
 }

@@ -31,6 +31,11 @@ use crate::trust::{Registry, Role, SignedRecord};
 /// ahead of... its dependency), in milliseconds, before it is flagged as a clock anomaly.
 pub const CLOCK_SKEW_MS_MAX: i64 = 10 * 60 * 1000;
 
+/// Most changes in the history read to check one transfer-scoped change, in changes: a dossier
+/// holds at most `DOSSIER_EVENTS_COUNT_MAX` events, so a longer history is not a dossier's, and
+/// the bound keeps a hostile archive from making the check quadratic.
+pub const TRANSFER_HISTORY_CHANGES_MAX: usize = 2 * crate::limits::DOSSIER_EVENTS_COUNT_MAX;
+
 /// What the caller asks of a verification.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -500,6 +505,9 @@ fn check_transfers(entries: &[Entry<'_>], which: &[usize], registry: &Registry, 
             if !seen.insert(h) {
                 continue;
             }
+            if seen.len() > TRANSFER_HISTORY_CHANGES_MAX {
+                break;
+            }
             let Some(&j) = by_hash.get(&h) else { continue };
             if entries[j].env.doc_id != e.env.doc_id {
                 continue;
@@ -508,6 +516,15 @@ fn check_transfers(entries: &[Entry<'_>], which: &[usize], registry: &Registry, 
             if let Ok(c) = Change::from_bytes(entries[j].env.change.to_vec()) {
                 history.push(c);
             }
+        }
+        if seen.len() > TRANSFER_HISTORY_CHANGES_MAX {
+            r.fail(e.finding(
+                "out_of_scope",
+                format!(
+                    "the change's history holds more than {TRANSFER_HISTORY_CHANGES_MAX} changes; no dossier is that long, so its transfer cannot be checked"
+                ),
+            ));
+            continue;
         }
         let mut doc = Automerge::new();
         let transfers = doc
@@ -799,7 +816,7 @@ fn check_witnesses(
             by_key.entry(key).or_default().push((
                 format!(
                     "{source} log {} checkpoint #{k}",
-                    &log.key[..16.min(log.key.len())]
+                    log.key.chars().take(16).collect::<String>()
                 ),
                 rec.clone(),
             ));
