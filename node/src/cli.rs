@@ -164,6 +164,9 @@ enum Cmd {
         #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
         data_dir: PathBuf,
     },
+    /// Audit archives: export this node's records, verify an archive, show a dossier from one.
+    #[command(subcommand)]
+    Audit(crate::audit::cli::AuditCmd),
     /// The address book of replication peers (edit with the node stopped, then restart it).
     Peer {
         #[command(subcommand)]
@@ -437,6 +440,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("imported {n} records");
             Ok(())
         }
+        Cmd::Audit(cmd) => crate::audit::cli::run(cmd),
         Cmd::Key { data_dir } => {
             let key = DataDir::new(data_dir).load_key()?;
             println!("{}", hex::encode(key.verifying_key().as_bytes()));

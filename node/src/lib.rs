@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md at the repository root for the map of rooms and their invariants.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod commands;

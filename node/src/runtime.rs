@@ -119,6 +119,7 @@ impl Node {
     /// Prints `motcua: listening on http://ADDR` once bound and writes it to `http.addr`.
     pub async fn serve(mut self, listen: Option<SocketAddr>) -> Result<()> {
         self.start_replication().await?;
+        tokio::spawn(crate::audit::log::checkpoint_loop(self.writer.clone()));
         let listen = listen.unwrap_or(self.config.listen);
         let listener = tokio::net::TcpListener::bind(listen)
             .await

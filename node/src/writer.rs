@@ -89,6 +89,12 @@ pub enum Command {
     /// Add root-signed records to the local trust table, and publish them in the registry
     /// document if this node is the province.
     AddRecords(Vec<SignedRecord>),
+    /// Sign (and publish) a checkpoint of the audit log if one is due; `seal` makes one whenever
+    /// the log holds anything uncovered, as an export needs (`crate::audit`).
+    AuditCheckpoint {
+        /// Cover everything now.
+        seal: bool,
+    },
 }
 
 /// What a write produced.
@@ -359,6 +365,9 @@ pub fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result
         } => ctx
             .put_reference(apply, kind, version, &json)
             .map(|()| Reply::Done),
+        Command::AuditCheckpoint { seal } => {
+            crate::audit::log::checkpoint(ctx, apply, seal).map(|_| Reply::Done)
+        }
         Command::AddRecords(records) => {
             for r in &records {
                 apply.add_trust_record(r.clone())?;

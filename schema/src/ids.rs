@@ -176,6 +176,9 @@ pub enum DocId {
     Dossier(DossierCode),
     /// One unit's ratings of one local day: `ratings/<unit>/<YYYYMMDD>`.
     Ratings(UnitCode, u32),
+    /// The audit-log checkpoints one unit's node published on one local day:
+    /// `log/<unit>/<YYYYMMDD>` (see `crate::audit`).
+    Log(UnitCode, u32),
     /// The province's procedure catalog: `catalog`.
     Catalog,
     /// The province's working-day calendar: `calendar`.
@@ -189,7 +192,7 @@ impl DocId {
     pub fn unit(&self) -> Option<UnitCode> {
         match self {
             DocId::Dossier(code) => Some(code.unit()),
-            DocId::Ratings(unit, _) => Some(unit.clone()),
+            DocId::Ratings(unit, _) | DocId::Log(unit, _) => Some(unit.clone()),
             DocId::Catalog | DocId::Calendar | DocId::Registry => None,
         }
     }
@@ -211,15 +214,20 @@ impl DocId {
                 .map(DocId::Dossier)
                 .map_err(|_| err());
         }
-        if let Some(rest) = text.strip_prefix("ratings/") {
-            let (unit, day) = rest.split_once('/').ok_or_else(err)?;
-            let unit = UnitCode::new(unit).map_err(|_| err())?;
-            if day.len() != 8 {
-                return Err(err());
+        for (prefix, make) in [
+            ("ratings/", DocId::Ratings as fn(UnitCode, u32) -> DocId),
+            ("log/", DocId::Log),
+        ] {
+            if let Some(rest) = text.strip_prefix(prefix) {
+                let (unit, day) = rest.split_once('/').ok_or_else(err)?;
+                let unit = UnitCode::new(unit).map_err(|_| err())?;
+                if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(err());
+                }
+                let day: u32 = day.parse().map_err(|_| err())?;
+                crate::timestamp::date_from_key(day).ok_or_else(err)?;
+                return Ok(make(unit, day));
             }
-            let day: u32 = day.parse().map_err(|_| err())?;
-            crate::timestamp::date_from_key(day).ok_or_else(err)?;
-            return Ok(DocId::Ratings(unit, day));
         }
         Err(err())
     }
@@ -230,6 +238,7 @@ impl fmt::Display for DocId {
         match self {
             DocId::Dossier(code) => write!(f, "dossier/{code}"),
             DocId::Ratings(unit, day) => write!(f, "ratings/{unit}/{day:08}"),
+            DocId::Log(unit, day) => write!(f, "log/{unit}/{day:08}"),
             DocId::Catalog => f.write_str("catalog"),
             DocId::Calendar => f.write_str("calendar"),
             DocId::Registry => f.write_str("registry"),
@@ -280,10 +289,12 @@ mod tests {
             "registry",
             "dossier/X1-250101-0002",
             "ratings/X1/20250101",
+            "log/X1/20250101",
         ] {
             assert_eq!(DocId::parse(text).unwrap().to_string(), text);
         }
         assert!(DocId::parse("ratings/X1/20251301").is_err());
+        assert!(DocId::parse("log/X1/+2025010").is_err());
         assert!(DocId::parse("other").is_err());
     }
 }

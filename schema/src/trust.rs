@@ -9,7 +9,8 @@
 //! A change is authorised when its signer holds an enrolment valid at the change's time, not
 //! revoked at or before that time, and the document is inside the role's scope:
 //! - `province`: every document;
-//! - `commune`: dossiers received by its unit or transferred to it, and its unit's ratings;
+//! - `commune`: dossiers received by its unit or transferred to it, its unit's ratings and its
+//!   unit's audit-log checkpoints;
 //! - `auditor`: nothing (read-only).
 
 use std::collections::BTreeMap;
@@ -359,7 +360,7 @@ impl Registry {
             (Role::Commune, DocId::Dossier(code)) => {
                 code.unit() == s.unit || transferred_to.contains(&s.unit)
             }
-            (Role::Commune, DocId::Ratings(unit, _)) => *unit == s.unit,
+            (Role::Commune, DocId::Ratings(unit, _) | DocId::Log(unit, _)) => *unit == s.unit,
             (Role::Commune, DocId::Catalog | DocId::Calendar | DocId::Registry) => false,
             (Role::Auditor, _) => false,
         };

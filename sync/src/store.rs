@@ -56,7 +56,8 @@ pub enum Scope {
     /// Everything (the province, an auditor).
     All,
     /// One commune: its own dossiers (`dossier/<unit>-...`), its ratings (`ratings/<unit>/...`),
-    /// dossiers transferred to it, and the province-wide `catalog`, `calendar` and `registry`.
+    /// its audit-log checkpoints (`log/<unit>/...`), dossiers transferred to it, and the
+    /// province-wide `catalog`, `calendar` and `registry`.
     Unit {
         /// The unit code.
         unit: String,
@@ -97,7 +98,11 @@ impl Scope {
                             .strip_prefix(unit.as_str())
                             .is_some_and(|rest| rest.starts_with('-'));
                 }
-                if let Some(rest) = doc_id.strip_prefix("ratings/") {
+                // Its ratings and its own audit-log checkpoints (`log/<unit>/<day>`).
+                if let Some(rest) = doc_id
+                    .strip_prefix("ratings/")
+                    .or_else(|| doc_id.strip_prefix("log/"))
+                {
                     return rest
                         .strip_prefix(unit.as_str())
                         .is_some_and(|rest| rest.starts_with('/'));
@@ -209,6 +214,7 @@ mod tests {
         for ok in [
             "dossier/X1-250101-0001",
             "ratings/X1/20250101",
+            "log/X1/20250101",
             "catalog",
             "calendar",
             "registry",
@@ -220,6 +226,8 @@ mod tests {
             "dossier/Y1-250101-0001",
             "ratings/X10/20250101",
             "ratings/Y1/20250101",
+            "log/Y1/20250101",
+            "log/X10/20250101",
             "other",
         ] {
             assert!(!s.admits(no, false), "{no}");

@@ -11,7 +11,7 @@
 //! 5. check the role's scope against the document's current state (`Registry::authorize`);
 //! 6. apply it to the document, then retry any pending changes of the document;
 //! 7. update the document state, summary, indexes, counters, ratings or registry;
-//! 8. store the envelope, append it to the feed.
+//! 8. store the envelope, append it to the feed and to the audit log (`crate::audit`).
 //!
 //! Every check happens before any write for that change, so a refused change leaves nothing
 //! behind but its line in the reject log.
@@ -266,6 +266,9 @@ impl<'t> Apply<'t> {
         let pos = feed.last()?.map_or(0, |(k, _)| k.value()) + 1;
         let size = u32::try_from(envelope.len()).unwrap_or(u32::MAX);
         feed.insert(pos, (&hash, size, signed.doc_id_text()))?;
+        drop(feed);
+        // Every stored change is also the next leaf of the audit log, in this same transaction.
+        crate::audit::log::append(self.tx, pos, &envelope)?;
         self.effects.feed_head = Some(pos);
         Ok(pos)
     }
@@ -354,6 +357,13 @@ impl<'t> Apply<'t> {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "stored registry change but cannot read the document")
+                }
+            },
+            DocId::Log(..) => match layout::log::read(doc) {
+                // Peers' checkpoints (and this node's own, when they come back): witnessed.
+                Ok(records) => crate::audit::log::witness(self.tx, &records)?,
+                Err(e) => {
+                    tracing::warn!(doc = %text, error = %e, "stored log change but cannot read the document")
                 }
             },
             DocId::Catalog | DocId::Calendar => self.effects.config_changed = true,

@@ -5,7 +5,7 @@
 //! `motcua_schema` type; they are derived data except where marked *source*.
 //!
 //! Source of truth: `changes`, `feed`, `doc-changes` and `pending` hold the signed changes
-//! exactly as received. Everything else can be rebuilt from them (`motcua reindex`) and is
+//! exactly as received; `audit-checkpoints` and `audit-witness` hold signed checkpoints. Everything else can be rebuilt from them (`motcua reindex`) and is
 //! maintained in the same write transaction as the change that alters it.
 
 use redb::{MultimapTableDefinition, TableDefinition};
@@ -99,6 +99,33 @@ pub const USERS: TableDefinition<'_, &str, &str> = TableDefinition::new("users-1
 /// SHA-256 of a session token (32 bytes) → JSON `Session` (username, expiry). The token itself
 /// is never stored.
 pub const SESSIONS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("sessions-1");
+
+/// The audit log's Merkle tree (`crate::audit::log`): (level, index) → SHA-256 of the perfect
+/// subtree of `2^level` leaves starting at leaf `index · 2^level`, kept for levels 8 and up
+/// only (one row per 256 changes); smaller subtrees are recomputed from `feed` and `changes`.
+/// Leaf `i` is the envelope at feed position `i + 1`, so the tree is derived from `feed` and
+/// `changes`, appended in the transaction that stores the change.
+pub const AUDIT_TREE: TableDefinition<'_, (u8, u64), &[u8; 32]> =
+    TableDefinition::new("audit-tree-1");
+
+/// The audit log's frontier, one row `"log"` → u64 BE tree size ‖ the 32-byte hashes of the
+/// perfect subtrees that size decomposes into, largest first: the log's size and root, updated
+/// with every stored change. Derived, like `audit-tree`.
+pub const AUDIT_FRONTIER: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("audit-frontier-1");
+
+/// *Source* (evidence). This node's signed checkpoints of its audit log: tree size → JSON
+/// `motcua_schema::audit::archive::CheckpointRecord` (signed note and consistency proof from the
+/// previous checkpoint). Append only.
+pub const AUDIT_CHECKPOINTS: TableDefinition<'_, u64, &str> =
+    TableDefinition::new("audit-checkpoints-1");
+
+/// *Source* (evidence). Checkpoints of other nodes' logs this node witnessed, taken from the
+/// `log/<unit>/<day>` documents it received: (node key, tree size, root) → JSON
+/// `CheckpointRecord`. Keyed by root too, so two different roots for one size (a split view)
+/// are both kept. Append only.
+pub const AUDIT_WITNESS: TableDefinition<'_, (&[u8; 32], u64, &[u8; 32]), &str> =
+    TableDefinition::new("audit-witness-1");
 
 /// SHA-256 of a device token (32 bytes) → JSON `auth::Device` (rating tablets and hall TVs,
 /// each with its own narrow rights). The token itself is never stored.

@@ -15,6 +15,7 @@
 //! values here.
 
 pub mod dossier;
+pub mod log;
 pub mod ratings;
 pub mod registry;
 pub mod versioned;
