@@ -300,7 +300,11 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
 
 /// Runs one command inside the batch's write transaction: the writer's body, public so that the
 /// deterministic simulator drives exactly this code with its own clock, batches and disk.
-pub fn execute(ctx: &Ctx<'_>, apply: &mut Apply<'_>, command: Command) -> Result<Reply, CommandError> {
+pub fn execute(
+    ctx: &Ctx<'_>,
+    apply: &mut Apply<'_>,
+    command: Command,
+) -> Result<Reply, CommandError> {
     match command {
         Command::CreateDossier { req, by } => ctx
             .create_dossier(apply, req, &by)

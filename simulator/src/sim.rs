@@ -2186,7 +2186,11 @@ impl Sim {
                 self.reject("bundle: export failed");
                 continue;
             };
-            if self.rng.chance(b.truncated_share) {
+            // Sticks are pulled out early, carried late or imported twice only while faults are
+            // injected; after the heal a bundle travels whole, so that convergence is judged on a
+            // network that can converge.
+            let faults_on = self.now < self.fault_end_ms;
+            if faults_on && self.rng.chance(b.truncated_share) {
                 let cut = self.rng.below(bytes.len() as u64) as usize;
                 bytes.truncate(cut);
                 *self
@@ -2195,9 +2199,9 @@ impl Sim {
                     .entry("bundle truncated".into())
                     .or_default() += 1;
             }
-            let twice = self.rng.chance(b.duplicated_share);
+            let twice = faults_on && self.rng.chance(b.duplicated_share);
             let mut travel = u64::from(b.travel_hours) * HOUR_MS;
-            if self.rng.chance(b.delayed_share) {
+            if faults_on && self.rng.chance(b.delayed_share) {
                 travel += DAY_MS;
                 *self
                     .metrics

@@ -182,7 +182,8 @@ impl Store {
         let db = Database::builder().create_with_backend(backend)?;
         let tx = db.begin_write()?;
         if tx.open_table(META)?.get("store_id")?.is_none() {
-            tx.open_table(META)?.insert("store_id", store_id.as_slice())?;
+            tx.open_table(META)?
+                .insert("store_id", store_id.as_slice())?;
         }
         tx.commit()?;
         Store::init(db)
