@@ -2186,7 +2186,9 @@ impl Sim {
                 self.reject("bundle: export failed");
                 continue;
             };
-            if self.rng.chance(b.truncated_share) {
+            // Sticks misbehave only until the final heal; after it they arrive whole and on time.
+            let faulty = self.now < self.fault_end_ms;
+            if faulty && self.rng.chance(b.truncated_share) {
                 let cut = self.rng.below(bytes.len() as u64) as usize;
                 bytes.truncate(cut);
                 *self
@@ -2195,9 +2197,9 @@ impl Sim {
                     .entry("bundle truncated".into())
                     .or_default() += 1;
             }
-            let twice = self.rng.chance(b.duplicated_share);
+            let twice = faulty && self.rng.chance(b.duplicated_share);
             let mut travel = u64::from(b.travel_hours) * HOUR_MS;
-            if self.rng.chance(b.delayed_share) {
+            if faulty && self.rng.chance(b.delayed_share) {
                 travel += DAY_MS;
                 *self
                     .metrics
