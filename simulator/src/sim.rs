@@ -63,6 +63,8 @@ pub const STEP_RETRIES_COUNT_MAX: u32 = 7 * 24 * 4;
 pub const BUNDLE_RETRY_MS: u64 = HOUR_MS;
 /// Wait before retrying a Byzantine wire attack when not connected, ms.
 pub const ATTACK_RETRY_MS: u64 = 10 * 60_000;
+/// Nodes first dial within this long of the start, ms (so a hundred do not dial at once).
+pub const INITIAL_DIAL_SPREAD_MS: u64 = 5_000;
 /// Validity of enrolments before the run starts, ms (clock jumps stay inside it).
 pub const ENROLMENT_BACKDATE_MS: i64 = 30 * DAY_MS as i64;
 
@@ -650,7 +652,7 @@ impl Sim {
     fn schedule_all(&mut self) {
         let s = self.scenario.clone();
         for l in 0..self.links.len() {
-            let delay = self.rng.below(5_000);
+            let delay = self.rng.below(INITIAL_DIAL_SPREAD_MS);
             self.schedule(delay, Ev::Dial { link: l });
             self.links[l].dialing = true;
         }
