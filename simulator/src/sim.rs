@@ -1961,7 +1961,9 @@ impl Sim {
     }
 
     fn on_restart(&mut self, n: usize) {
-        if self.nodes[n].is_up() {
+        // A node cannot open its store on a disk that refuses writes: it stays down until the
+        // disk works again (`on_disk_ok` starts it then).
+        if self.nodes[n].is_up() || self.nodes[n].disk.is_failing() {
             return;
         }
         let e = epoch(&mut self.rng);
@@ -2036,8 +2038,8 @@ impl Sim {
         if self.nodes[n].is_up() {
             self.nodes[n].crash();
             self.process_gone(n);
-            self.on_restart(n);
         }
+        self.on_restart(n);
     }
 
     fn on_partition(&mut self, i: usize, start: bool) {
