@@ -157,11 +157,12 @@ fn real_main() -> Result<bool> {
                         .filter(|c| !c.passed)
                         .map(|c| c.name)
                         .collect();
-                    pb.println(format!(
+                    let line = format!(
                         "seed {seed} FAILED ({}); replay with: {}",
                         failed.join(", "),
                         replay_command(&scenario.display().to_string(), seed)
-                    ));
+                    );
+                    pb.suspend(|| eprintln!("{line}"));
                     failures.push((seed, failed.join("; ")));
                 }
                 pb.inc(1);

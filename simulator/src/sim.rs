@@ -63,6 +63,8 @@ pub const STEP_RETRIES_COUNT_MAX: u32 = 7 * 24 * 4;
 pub const BUNDLE_RETRY_MS: u64 = HOUR_MS;
 /// Wait before retrying a Byzantine wire attack when not connected, ms.
 pub const ATTACK_RETRY_MS: u64 = 10 * 60_000;
+/// Nodes first dial within this long of the start, ms (so a hundred do not dial at once).
+pub const INITIAL_DIAL_SPREAD_MS: u64 = 5_000;
 /// Validity of enrolments before the run starts, ms (clock jumps stay inside it).
 pub const ENROLMENT_BACKDATE_MS: i64 = 30 * DAY_MS as i64;
 
@@ -231,7 +233,7 @@ impl<'a> LazySnap<'a> {
 
     fn snap(&self) -> Result<&Snapshot, StoreError> {
         self.snap
-            .get_or_init(|| Snapshot::new(self.store))
+            .get_or_init(|| Snapshot::new(self.store, self.store_id))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -650,7 +652,7 @@ impl Sim {
     fn schedule_all(&mut self) {
         let s = self.scenario.clone();
         for l in 0..self.links.len() {
-            let delay = self.rng.below(5_000);
+            let delay = self.rng.below(INITIAL_DIAL_SPREAD_MS);
             self.schedule(delay, Ev::Dial { link: l });
             self.links[l].dialing = true;
         }
@@ -1959,7 +1961,9 @@ impl Sim {
     }
 
     fn on_restart(&mut self, n: usize) {
-        if self.nodes[n].is_up() {
+        // A node cannot open its store on a disk that refuses writes: it stays down until the
+        // disk works again (`on_disk_ok` starts it then).
+        if self.nodes[n].is_up() || self.nodes[n].disk.is_failing() {
             return;
         }
         let e = epoch(&mut self.rng);
@@ -2034,8 +2038,8 @@ impl Sim {
         if self.nodes[n].is_up() {
             self.nodes[n].crash();
             self.process_gone(n);
-            self.on_restart(n);
         }
+        self.on_restart(n);
     }
 
     fn on_partition(&mut self, i: usize, start: bool) {
@@ -2186,11 +2190,9 @@ impl Sim {
                 self.reject("bundle: export failed");
                 continue;
             };
-            // Sticks are pulled out early, carried late or imported twice only while faults are
-            // injected; after the heal a bundle travels whole, so that convergence is judged on a
-            // network that can converge.
-            let faults_on = self.now < self.fault_end_ms;
-            if faults_on && self.rng.chance(b.truncated_share) {
+            // Sticks misbehave only until the final heal; after it they arrive whole and on time.
+            let faulty = self.now < self.fault_end_ms;
+            if faulty && self.rng.chance(b.truncated_share) {
                 let cut = self.rng.below(bytes.len() as u64) as usize;
                 bytes.truncate(cut);
                 *self
@@ -2199,9 +2201,9 @@ impl Sim {
                     .entry("bundle truncated".into())
                     .or_default() += 1;
             }
-            let twice = faults_on && self.rng.chance(b.duplicated_share);
+            let twice = faulty && self.rng.chance(b.duplicated_share);
             let mut travel = u64::from(b.travel_hours) * HOUR_MS;
-            if faults_on && self.rng.chance(b.delayed_share) {
+            if faulty && self.rng.chance(b.delayed_share) {
                 travel += DAY_MS;
                 *self
                     .metrics

@@ -75,7 +75,7 @@ fn bundles_pass() {
 
 #[test]
 fn chaos_passes() {
-    // Why: every fault at once, the scenario of the seed sweep.
+    // Why: every fault at once, with a bundle-only commune among them.
     passes_with_its_seeds("chaos");
 }
 
