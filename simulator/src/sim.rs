@@ -233,7 +233,7 @@ impl<'a> LazySnap<'a> {
 
     fn snap(&self) -> Result<&Snapshot, StoreError> {
         self.snap
-            .get_or_init(|| Snapshot::new(self.store, self.store_id))
+            .get_or_init(|| Snapshot::new(self.store))
             .as_ref()
             .map_err(Clone::clone)
     }
