@@ -71,6 +71,10 @@ pub struct Conn {
     pub last_arrival: [u64; 2],
     /// Timer armed for each end, ms.
     pub timer: [Option<u64>; 2],
+    /// Each end's record-less bookkeeping writes, paced as the node paces them.
+    pub bookkeeping: [motcua_node::replication::Bookkeeping; 2],
+    /// Each end's checkpoint moved by empty batches and not yet written.
+    pub unsaved: [Option<motcua_sync::Checkpoint>; 2],
 }
 
 impl Conn {
@@ -207,6 +211,8 @@ mod tests {
             free_at: [0; 2],
             last_arrival: [0; 2],
             timer: [None; 2],
+            bookkeeping: Default::default(),
+            unsaved: [None; 2],
         };
         let mut rng = Rng::new(3);
         let mut last = 0;

@@ -1093,7 +1093,15 @@ impl Sim {
             Event::CaughtUp { .. } => {
                 if let Remote::Honest(n) = self.holder(l, end) {
                     let peer = self.peer_key(l, end);
-                    self.write_peer_seen(n, peer, true, false);
+                    // As the node's link: the catch-up time is written at most every few minutes.
+                    let now = self.now;
+                    let due = self.links[l]
+                        .conn
+                        .as_mut()
+                        .is_some_and(|c| c.bookkeeping[end.index()].caught_up_due(now));
+                    if due {
+                        self.write_peer_seen(n, peer, true, false);
+                    }
                     if end == End::Remote && self.wait_for_sync[n] {
                         self.wait_for_sync[n] = false;
                     }
@@ -1125,6 +1133,42 @@ impl Sim {
         }
     }
 
+    /// Whether an empty batch's checkpoint is written now; if not, it is kept to be written
+    /// when the connection ends. A batch that is written clears what was kept.
+    fn checkpoint_due(&mut self, l: usize, end: End, checkpoint: Option<Checkpoint>) -> bool {
+        let now = self.now;
+        let Some(conn) = self.links[l].conn.as_mut() else {
+            return true;
+        };
+        let i = end.index();
+        if conn.bookkeeping[i].checkpoint_due(now) {
+            conn.unsaved[i] = None;
+            true
+        } else {
+            conn.unsaved[i] = checkpoint.or(conn.unsaved[i]);
+            false
+        }
+    }
+
+    /// Writes the checkpoints the ends of a closing connection kept back (a crashed node's are
+    /// lost with it, as in the node).
+    fn flush_unsaved(&mut self, l: usize) {
+        let Some(conn) = self.links[l].conn.as_mut() else {
+            return;
+        };
+        let unsaved = std::mem::take(&mut conn.unsaved);
+        for end in [End::Province, End::Remote] {
+            let (Some(c), Remote::Honest(n)) = (unsaved[end.index()], self.holder(l, end)) else {
+                continue;
+            };
+            if self.nodes[n].is_up() {
+                let peer = self.peer_key(l, end);
+                let origin = format!("peer:{}", hex8(&peer));
+                let _ = self.import(n, Vec::new(), origin, Some((peer, c)));
+            }
+        }
+    }
+
     fn peer_key(&self, l: usize, end: End) -> [u8; 32] {
         match end {
             End::Remote => *self.nodes[0].key.verifying_key().as_bytes(),
@@ -1145,6 +1189,13 @@ impl Sim {
     ) {
         let report = match self.holder(l, end) {
             Remote::Byz(b) => self.byz[b].absorb(envelopes),
+            Remote::Honest(_)
+                if envelopes.is_empty() && !self.checkpoint_due(l, end, checkpoint) =>
+            {
+                // As the node's link: a checkpoint moved over positions with nothing new is
+                // written at most every few minutes, and when the connection ends.
+                ApplyReport::default()
+            }
             Remote::Honest(n) => {
                 let peer = self.peer_key(l, end);
                 let origin = format!("peer:{}", hex8(&peer));
@@ -1279,6 +1330,7 @@ impl Sim {
         if conn.generation != generation {
             return;
         }
+        self.flush_unsaved(l);
         self.links[l].conn = None;
         self.redial(l);
     }
@@ -1397,6 +1449,8 @@ impl Sim {
             free_at: [self.now; 2],
             last_arrival: [self.now; 2],
             timer: [None; 2],
+            bookkeeping: Default::default(),
+            unsaved: [None; 2],
         });
         self.metrics.connections += 1;
         self.write_peer_seen(0, remote_key, false, true);

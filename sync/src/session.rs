@@ -70,8 +70,10 @@ pub const RECENT_RECEIVED_COUNT_MAX: usize = 4096;
 /// Once caught up, a run of feed positions with nothing for the peer is announced (to advance
 /// its checkpoint) when it is at least this long, or after [`EMPTY_ANNOUNCE_DELAY_MS`].
 pub const EMPTY_ANNOUNCE_POSITIONS_MIN: u64 = 1024;
-/// Longest delay before an empty run of feed positions is announced, in milliseconds.
-pub const EMPTY_ANNOUNCE_DELAY_MS: u64 = 10_000;
+/// Longest delay before an empty run of feed positions is announced, in milliseconds. Each empty
+/// announce costs the receiver a checkpoint write; at a province whose feed grows all day with
+/// other communes' records, a short delay made every idle commune write every few seconds.
+pub const EMPTY_ANNOUNCE_DELAY_MS: u64 = 300_000;
 /// Most `feed_after` calls in one call into the session; the rest continue on a timer at `now`.
 pub const FEED_SCANS_PER_CALL_COUNT_MAX: usize = 64;
 /// Most coded symbols one reconciliation may use (about 45 bytes each); past it the difference

@@ -75,6 +75,8 @@ pub async fn run(
         })
         .await;
     let mut base = session.stats();
+    let mut bookkeeping = super::Bookkeeping::default();
+    let mut unsaved_checkpoint: Option<Checkpoint> = None;
     let outcome = loop {
         // Send what the session has to say, then act on what it asks.
         while let Some(msg) = session.poll_transmit() {
@@ -98,6 +100,20 @@ pub async fn run(
                     envelopes,
                     checkpoint,
                 } => {
+                    // A batch with no records only moves the checkpoint over positions with
+                    // nothing new for this node: written at most every few minutes (and when
+                    // the link ends), not on every empty announce.
+                    if envelopes.is_empty() && !bookkeeping.checkpoint_due(repl.now_ms()) {
+                        unsaved_checkpoint = checkpoint.or(unsaved_checkpoint);
+                        let snap = snapshot(repl)?;
+                        tokio::task::block_in_place(|| {
+                            session.applied(repl.now_ms(), batch, ApplyReport::default(), &snap)
+                        });
+                        continue;
+                    }
+                    if checkpoint.is_some() {
+                        unsaved_checkpoint = None;
+                    }
                     let report = apply(repl, peer, &origin, envelopes, checkpoint).await;
                     match report {
                         Ok(report) => {
@@ -113,15 +129,17 @@ pub async fn run(
                     }
                 }
                 Event::CaughtUp { .. } => {
-                    let _ = inner
-                        .writer
-                        .submit(Command::PeerSeen {
-                            peer,
-                            acked: None,
-                            caught_up: true,
-                            connected: false,
-                        })
-                        .await;
+                    if bookkeeping.caught_up_due(repl.now_ms()) {
+                        let _ = inner
+                            .writer
+                            .submit(Command::PeerSeen {
+                                peer,
+                                acked: None,
+                                caught_up: true,
+                                connected: false,
+                            })
+                            .await;
+                    }
                     repl.update(peer, |s| {
                         s.last_caught_up_at = Some(crate::writer::clock_now())
                     });
@@ -182,6 +200,11 @@ pub async fn run(
             }
         }
     };
+    // The checkpoint moved by empty batches since the last write, so that the next session
+    // starts from it.
+    if let Some(c) = unsaved_checkpoint {
+        let _ = apply(repl, peer, &origin, Vec::new(), Some(c)).await;
+    }
     // Flush whatever the session said last (e.g. its error message) before closing.
     while let Some(msg) = session.poll_transmit() {
         if let Ok(bytes) = msg.encode() {

@@ -50,6 +50,41 @@ pub const IDLE_TIMEOUT_MS: u64 = 8_000;
 /// How often a connected session runs anti-entropy reconciliation, in milliseconds.
 pub const ANTI_ENTROPY_INTERVAL_MS: u64 = 30 * 60 * 1000;
 
+/// Shortest interval between durable writes of bookkeeping that carries no records (a
+/// checkpoint moved over feed positions with nothing new for this node, the time of a
+/// catch-up), in milliseconds. Losing such a write in a crash costs a re-announce of empty
+/// positions or a slightly older "last synchronised" time, never a record.
+pub const BOOKKEEPING_WRITE_INTERVAL_MS: u64 = 5 * 60 * 1000;
+
+/// When a link writes its record-less bookkeeping durably: at most once per
+/// [`BOOKKEEPING_WRITE_INTERVAL_MS`] each. The node's driver and the simulator's use the same
+/// rule, so the simulator measures the node's write load.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Bookkeeping {
+    last_checkpoint_ms: Option<u64>,
+    last_caught_up_ms: Option<u64>,
+}
+
+impl Bookkeeping {
+    /// Whether an empty batch's checkpoint should be written now (records always are).
+    pub fn checkpoint_due(&mut self, now_ms: u64) -> bool {
+        Self::due(&mut self.last_checkpoint_ms, now_ms)
+    }
+
+    /// Whether a catch-up time should be written now.
+    pub fn caught_up_due(&mut self, now_ms: u64) -> bool {
+        Self::due(&mut self.last_caught_up_ms, now_ms)
+    }
+
+    fn due(last: &mut Option<u64>, now_ms: u64) -> bool {
+        let due = last.is_none_or(|t| now_ms.saturating_sub(t) >= BOOKKEEPING_WRITE_INTERVAL_MS);
+        if due {
+            *last = Some(now_ms);
+        }
+        due
+    }
+}
+
 /// What the status pages and the API show about one peer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PeerStatus {
