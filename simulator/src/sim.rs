@@ -519,11 +519,11 @@ impl Sim {
             ));
         }
         let work = WorkTime::new(base_ms, calendar.clone());
-        let session_config = SessionConfig {
-            anti_entropy_interval_ms: (scenario.session.anti_entropy_minutes > 0)
+        // The node's own session settings, with the scenario's anti-entropy interval.
+        let session_config = motcua_node::replication::session_config(
+            (scenario.session.anti_entropy_minutes > 0)
                 .then_some(scenario.session.anti_entropy_minutes * 60_000),
-            ..SessionConfig::default()
-        };
+        );
         let conditions = Conditions {
             latency_ms: scenario.network.latency_ms,
             jitter_ms: scenario.network.jitter_ms,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use motcua_schema::signed::SignedChange;
 use motcua_sync::wire::MESSAGE_SIZE_BYTES_MAX;
-use motcua_sync::{ApplyReport, Checkpoint, Event, Local, Scope, Session, SessionConfig};
+use motcua_sync::{ApplyReport, Checkpoint, Event, Local, Scope, Session};
 use tokio::sync::mpsc;
 
 use super::source::Snapshot;
@@ -54,10 +54,7 @@ pub async fn run(
         }),
         scope: own_scope,
     };
-    let config = SessionConfig {
-        anti_entropy_interval_ms: Some(ANTI_ENTROPY_INTERVAL_MS),
-        ..SessionConfig::default()
-    };
+    let config = super::session_config(Some(ANTI_ENTROPY_INTERVAL_MS));
     let mut session = Session::new(config, local, peer_scope, repl.now_ms());
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD_FRAMES_MAX);
     let reader = tokio::spawn(read_frames(recv, frames_tx));

@@ -85,6 +85,23 @@ impl Bookkeeping {
     }
 }
 
+/// How long a session may hear nothing before it pings its peer, in milliseconds. QUIC's
+/// keep-alive ([`KEEP_ALIVE_MS`]) and idle timeout ([`IDLE_TIMEOUT_MS`]) already notice a lost
+/// link within seconds; the session's own ping only guards against a peer whose connection
+/// stays open while its process stops answering, so a few minutes is enough. (At 15 s it was
+/// the bulk of a province's messages: one ping and pong per commune every 15 s.)
+pub const SESSION_PING_INTERVAL_MS: u64 = 5 * 60 * 1000;
+
+/// The settings of every replication session this node (or the simulator) runs;
+/// `anti_entropy_interval_ms` is [`ANTI_ENTROPY_INTERVAL_MS`] in the node.
+pub fn session_config(anti_entropy_interval_ms: Option<u64>) -> motcua_sync::SessionConfig {
+    motcua_sync::SessionConfig {
+        ping_interval_ms: SESSION_PING_INTERVAL_MS,
+        anti_entropy_interval_ms,
+        ..motcua_sync::SessionConfig::default()
+    }
+}
+
 /// What the status pages and the API show about one peer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PeerStatus {
