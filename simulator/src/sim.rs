@@ -1093,7 +1093,7 @@ impl Sim {
             Event::CaughtUp { .. } => {
                 if let Remote::Honest(n) = self.holder(l, end) {
                     let peer = self.peer_key(l, end);
-                    // As the node's link: the catch-up time is written at most every few minutes.
+                    // As the node's link: the catch-up time is written at most every half hour.
                     let now = self.now;
                     let due = self.links[l]
                         .conn
@@ -1193,7 +1193,7 @@ impl Sim {
                 if envelopes.is_empty() && !self.checkpoint_due(l, end, checkpoint) =>
             {
                 // As the node's link: a checkpoint moved over positions with nothing new is
-                // written at most every few minutes, and when the connection ends.
+                // written at most every half hour, and when the connection ends.
                 ApplyReport::default()
             }
             Remote::Honest(n) => {

@@ -98,7 +98,7 @@ pub async fn run(
                     checkpoint,
                 } => {
                     // A batch with no records only moves the checkpoint over positions with
-                    // nothing new for this node: written at most every few minutes (and when
+                    // nothing new for this node: written at most every half hour (and when
                     // the link ends), not on every empty announce.
                     if envelopes.is_empty() && !bookkeeping.checkpoint_due(repl.now_ms()) {
                         unsaved_checkpoint = checkpoint.or(unsaved_checkpoint);

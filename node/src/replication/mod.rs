@@ -54,7 +54,7 @@ pub const ANTI_ENTROPY_INTERVAL_MS: u64 = 30 * 60 * 1000;
 /// checkpoint moved over feed positions with nothing new for this node, the time of a
 /// catch-up), in milliseconds. Losing such a write in a crash costs a re-announce of empty
 /// positions or a slightly older "last synchronised" time, never a record.
-pub const BOOKKEEPING_WRITE_INTERVAL_MS: u64 = 5 * 60 * 1000;
+pub const BOOKKEEPING_WRITE_INTERVAL_MS: u64 = 30 * 60 * 1000;
 
 /// When a link writes its record-less bookkeeping durably: at most once per
 /// [`BOOKKEEPING_WRITE_INTERVAL_MS`] each. The node's driver and the simulator's use the same

@@ -102,9 +102,13 @@ pub fn read(doc: &impl ReadDoc) -> Result<DossierState, LayoutError> {
 /// headers are read and both event lists are folded, and the state names the collision so that
 /// a person settles it.
 pub fn read_colliding_headers(doc: &impl ReadDoc) -> Result<Vec<Header>, LayoutError> {
+    let all = doc.get_all(ROOT, "header")?;
+    if all.len() < 2 {
+        return Ok(Vec::new());
+    }
     let winner = read_header(doc)?;
     let mut others = Vec::new();
-    for (value, _) in doc.get_all(ROOT, "header")? {
+    for (value, _) in all {
         let h: Header = read_record("header", &value)?;
         if h != winner && !others.contains(&h) {
             others.push(h);
