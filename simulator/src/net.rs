@@ -75,6 +75,9 @@ pub struct Conn {
     pub bookkeeping: [motcua_node::replication::Bookkeeping; 2],
     /// Each end's checkpoint moved by empty batches and not yet written.
     pub unsaved: [Option<motcua_sync::Checkpoint>; 2],
+    /// Each end's process start count when the connection was made: what a process kept in
+    /// memory dies with it, so a later process never writes it.
+    pub starts: [u64; 2],
 }
 
 impl Conn {
@@ -213,6 +216,7 @@ mod tests {
             timer: [None; 2],
             bookkeeping: Default::default(),
             unsaved: [None; 2],
+            starts: [0; 2],
         };
         let mut rng = Rng::new(3);
         let mut last = 0;

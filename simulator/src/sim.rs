@@ -1157,11 +1157,14 @@ impl Sim {
             return;
         };
         let unsaved = std::mem::take(&mut conn.unsaved);
+        let starts = conn.starts;
         for end in [End::Province, End::Remote] {
             let (Some(c), Remote::Honest(n)) = (unsaved[end.index()], self.holder(l, end)) else {
                 continue;
             };
-            if self.nodes[n].is_up() {
+            // Only the process that made the connection may write what it kept in memory; a
+            // node that crashed or was restored since lost it.
+            if self.nodes[n].is_up() && self.nodes[n].starts == starts[end.index()] {
                 let peer = self.peer_key(l, end);
                 let origin = format!("peer:{}", hex8(&peer));
                 let _ = self.import(n, Vec::new(), origin, Some((peer, c)));
@@ -1437,6 +1440,10 @@ impl Sim {
                 )
             }
         };
+        let starts = [End::Province, End::Remote].map(|end| match self.holder(l, end) {
+            Remote::Honest(n) => self.nodes[n].starts,
+            Remote::Byz(_) => 0,
+        });
         let link = &mut self.links[l];
         link.generation += 1;
         link.backoff_ms = REDIAL_BACKOFF_MS_MIN;
@@ -1451,6 +1458,7 @@ impl Sim {
             timer: [None; 2],
             bookkeeping: Default::default(),
             unsaved: [None; 2],
+            starts,
         });
         self.metrics.connections += 1;
         self.write_peer_seen(0, remote_key, false, true);

@@ -132,41 +132,6 @@ fn checks_fail_when_the_ground_truth_and_the_province_disagree() {
 }
 
 #[test]
-fn a_hurried_restore_can_reuse_a_dossier_code_and_the_checks_say_so() {
-    // Why: a node restored from an old backup cannot know which numbers of the day it issued
-    // after the backup until it has synced; if the counter reopens at once it may issue one
-    // again (seed 3 does). Both dossiers are kept in one document and flagged as a conflict, but
-    // the code is no longer unique: the uniqueness check must see it. Operators must let a
-    // restored node sync before intake (`restore_waits_for_sync`), which the other restore
-    // scenarios do.
-    let (scenario, _) = load("restore-before-sync");
-    let (o, _) = run(&scenario, 3, &mut |_, _| {}, &|| 0.0);
-    let unique = o
-        .checks
-        .iter()
-        .find(|c| {
-            c.name
-                .starts_with("dossier codes and rating ids are never handed out twice")
-        })
-        .expect("a uniqueness check");
-    assert!(
-        !unique.passed,
-        "the reused code was not seen: {:?}",
-        o.checks
-    );
-    let lost = o
-        .checks
-        .iter()
-        .find(|c| c.name.starts_with("no acknowledged write lost"))
-        .expect("a durability check");
-    assert!(
-        lost.passed,
-        "a reused code must not lose a record: {}",
-        lost.detail
-    );
-}
-
-#[test]
 fn the_transfer_gap_without_anti_entropy_is_caught() {
     // Why: the simulator must notice a network that does not converge; this scenario shows a
     // real gap (a transferred dossier's earlier changes never reach the commune without
