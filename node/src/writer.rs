@@ -234,7 +234,7 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         }
     };
     let mut registry = shared.registry.write().expect("registry lock");
-    let mut apply = Apply::new(&tx, &mut registry);
+    let mut apply = Apply::new(&tx, &mut registry, shared.store.doc_cache());
     apply.set_own_key(*shared.identity.key.verifying_key().as_bytes());
     let mut results = Vec::with_capacity(jobs.len());
     let mut storage_failed = None;

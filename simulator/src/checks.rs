@@ -6,7 +6,7 @@
 //! (identical derived tables). Each check yields a name, a verdict and a detail line that says
 //! what differed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::ReadDoc;
 use motcua_node::store::Store;
@@ -17,6 +17,7 @@ use motcua_node::store::tables::{
 use motcua_schema::report::Period;
 use redb::{ReadableDatabase, ReadableMultimapTable, ReadableTable};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::byz::Crafted;
 use crate::node::Kind;
@@ -91,6 +92,13 @@ fn rows(store: &Store, table: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The unit of a `counters` row key as `rows` prints it: `("UNIT", day, "metric")`.
+fn counter_unit(key: &str) -> &str {
+    key.strip_prefix("(\"")
+        .and_then(|k| k.split('"').next())
+        .unwrap_or_default()
+}
+
 /// Every document's change hashes.
 fn doc_changes(store: &Store) -> BTreeMap<String, BTreeSet<[u8; 32]>> {
     let mut out: BTreeMap<String, BTreeSet<[u8; 32]>> = BTreeMap::new();
@@ -129,8 +137,10 @@ fn pending(store: &Store) -> BTreeSet<[u8; 32]> {
     out
 }
 
-/// The materialised state of one document, for comparing two nodes.
-fn doc_state(store: &Store, doc: &str) -> String {
+/// The materialised state of one document, for comparing two nodes. `memo` maps the SHA-256 of
+/// stored bytes to the state they load to: a hundred communes holding the same catalog bytes
+/// load it once.
+fn doc_state(store: &Store, doc: &str, memo: &mut HashMap<[u8; 32], String>) -> String {
     let Ok(tx) = store.db().begin_read() else {
         return String::new();
     };
@@ -140,7 +150,14 @@ fn doc_state(store: &Store, doc: &str) -> String {
     let Some(bytes) = t.get(doc).ok().flatten().map(|v| v.value().to_vec()) else {
         return "absent".into();
     };
-    let Ok(d) = automerge::Automerge::load(&bytes) else {
+    let key: [u8; 32] = Sha256::digest(&bytes).into();
+    memo.entry(key)
+        .or_insert_with(|| state_of(doc, &bytes))
+        .clone()
+}
+
+fn state_of(doc: &str, bytes: &[u8]) -> String {
+    let Ok(d) = automerge::Automerge::load(bytes) else {
         return "unloadable".into();
     };
     let mut heads: Vec<String> = d.get_heads().iter().map(|h| hex::encode(h.0)).collect();
@@ -312,6 +329,18 @@ pub fn run_all(sim: &mut Sim) -> Vec<Check> {
     let period = run_period(sim);
     if province_up {
         let p_docs = doc_changes(sim.nodes[0].store());
+        // The province's side of each comparison is computed once: shared documents (the
+        // catalog, the registry) are compared with every commune, and the province's counters
+        // table holds every unit's rows.
+        let mut p_states: BTreeMap<String, String> = BTreeMap::new();
+        let mut p_counters: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (k, v) in rows(sim.nodes[0].store(), "counters") {
+            p_counters
+                .entry(counter_unit(&k).to_owned())
+                .or_default()
+                .insert(k, v);
+        }
+        let mut memo = HashMap::new();
         let mut compared = 0u64;
         for &n in up.iter().filter(|n| **n != 0) {
             let store = sim.nodes[n].store();
@@ -319,9 +348,11 @@ pub fn run_all(sim: &mut Sim) -> Vec<Check> {
             for (doc, set) in &docs {
                 if p_docs.get(doc) == Some(set) {
                     compared += 1;
-                    let a = doc_state(sim.nodes[0].store(), doc);
-                    let b = doc_state(store, doc);
-                    if a != b {
+                    let a = p_states
+                        .entry(doc.clone())
+                        .or_insert_with(|| doc_state(sim.nodes[0].store(), doc, &mut memo));
+                    let b = doc_state(store, doc, &mut memo);
+                    if *a != b {
                         diffs.push(format!(
                             "{doc} differs between province and {}",
                             sim.nodes[n].name
@@ -362,14 +393,11 @@ pub fn run_all(sim: &mut Sim) -> Vec<Check> {
                             unit[0]
                         ));
                     }
-                    let prefix = format!("(\"{}\"", unit[0]);
-                    let counters = |s: &Store| -> BTreeMap<String, String> {
-                        rows(s, "counters")
-                            .into_iter()
-                            .filter(|(k, _)| k.starts_with(&prefix))
-                            .collect()
-                    };
-                    if counters(sim.nodes[0].store()) != counters(store) {
+                    let own: BTreeMap<String, String> = rows(store, "counters")
+                        .into_iter()
+                        .filter(|(k, _)| counter_unit(k) == unit[0])
+                        .collect();
+                    if p_counters.get(&unit[0]).cloned().unwrap_or_default() != own {
                         diffs.push(format!(
                             "counters of {} differ between the commune and the province",
                             unit[0]

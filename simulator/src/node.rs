@@ -177,7 +177,7 @@ impl HonestNode {
             }
         };
         let reference = self.reference.clone();
-        let mut apply = Apply::new(&tx, &mut self.registry);
+        let mut apply = Apply::new(&tx, &mut self.registry, store.doc_cache());
         let ctx = Ctx {
             identity: &self.identity,
             reference: &reference,

@@ -1265,6 +1265,7 @@ impl Sim {
         match out.results.into_iter().next() {
             Some(Ok(Reply::Imported(r))) => Some(ApplyReport {
                 stored: r.stored + r.pending,
+                pending: r.pending,
                 duplicate: r.duplicate,
                 rejected: r.rejected + r.invalid,
             }),
@@ -1389,12 +1390,11 @@ impl Sim {
             }),
             scope: node.scope(),
         };
-        Ok(Session::new(
-            self.session_config.clone(),
-            local,
-            peer_scope,
-            self.now,
-        ))
+        let mut session = Session::new(self.session_config.clone(), local, peer_scope, self.now);
+        if store.has_pending().map_err(|e| e.to_string())? {
+            session.want_reconcile();
+        }
+        Ok(session)
     }
 
     fn on_established(&mut self, l: usize) {

@@ -132,20 +132,31 @@ fn checks_fail_when_the_ground_truth_and_the_province_disagree() {
 }
 
 #[test]
-fn the_transfer_gap_without_anti_entropy_is_caught() {
-    // Why: the simulator must notice a network that does not converge; this scenario shows a
-    // real gap (a transferred dossier's earlier changes never reach the commune without
-    // anti-entropy), so its liveness check must fail until replication closes the gap.
-    let (scenario, _) = load("transfer-without-anti-entropy");
-    let (o, _) = run(&scenario, scenario.seeds[0], &mut |_, _| {}, &|| 0.0);
-    let liveness = o
-        .checks
-        .iter()
-        .find(|c| c.name.starts_with("liveness"))
-        .expect("a liveness check");
+fn transfers_converge_without_periodic_anti_entropy() {
+    // Why: a dossier the province transfers to a commune reaches it from the transfer on; its
+    // earlier changes sit at province feed positions the commune's checkpoint passed while they
+    // were outside its scope. The transfer then waits pending, and the session reconciles at
+    // once (and again at the next session start while anything is pending). Before that, this
+    // scenario never converged without the 30-minute anti-entropy.
+    passes_with_its_seeds("transfer-without-anti-entropy");
+}
+
+#[test]
+fn the_convergence_check_fails_when_a_node_lacks_a_change_of_its_scope() {
+    // Why: the check that caught the transfer gap must still be able to fail: a change of a
+    // commune's dossier that the province holds and the commune does not.
+    let (scenario, _) = load("smoke");
+    let mut sim = motcua_simulator::sim::Sim::new(&scenario, 3);
+    sim.run(&mut |_, _| {});
+    let before = checks::run_all(&mut sim);
+    assert!(before.iter().all(|c| c.passed), "{before:#?}");
+    let unit = sim.nodes[1].unit.to_string();
+    sim.tracker
+        .add(0, [9; 32], &format!("dossier/{unit}-251103-9999"));
+    let after = checks::run_all(&mut sim);
+    let failed: Vec<&str> = after.iter().filter(|c| !c.passed).map(|c| c.name).collect();
     assert!(
-        !liveness.passed,
-        "the transfer gap was not seen: {:?}",
-        o.checks
+        failed.contains(&"every honest node holds what it should after the network heals"),
+        "{failed:?}"
     );
 }

@@ -136,6 +136,11 @@ pub struct Local {
 pub struct ApplyReport {
     /// Changes stored (applied or pending their dependencies).
     pub stored: u64,
+    /// Of `stored`, changes held pending their dependencies. The session then reconciles with
+    /// the peer at once: the dependencies may sit at positions of the peer's feed this node's
+    /// checkpoint already passed while they were outside its scope (the earlier history of a
+    /// dossier just transferred to this node), which only a reconciliation finds.
+    pub pending: u64,
     /// Changes already held.
     pub duplicate: u64,
     /// Changes refused by verification.
@@ -419,6 +424,9 @@ pub struct Session {
     repair_outstanding: u64,
     recent: Recent,
     next_anti_entropy_at: Option<u64>,
+    /// A reconciliation is wanted (changes arrived pending their dependencies) and starts as
+    /// soon as none is running and the feed is being pulled.
+    reconcile_wanted: bool,
     stats: Stats,
 }
 
@@ -475,6 +483,7 @@ impl Session {
             repair_outstanding: 0,
             recent: Recent::default(),
             next_anti_entropy_at: None,
+            reconcile_wanted: false,
             stats: Stats::default(),
         }
     }
@@ -630,6 +639,7 @@ impl Session {
         self.stats.stored += report.stored;
         self.stats.duplicates += report.duplicate;
         self.stats.rejects_reported += report.rejected;
+        self.reconcile_wanted |= report.pending > 0;
         let step = self.pump(now, store);
         self.settle(step);
     }
@@ -647,6 +657,14 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// Asks for an anti-entropy reconciliation as soon as the feed is being pulled. A driver
+    /// calls it when a session starts while its store holds changes pending their dependencies:
+    /// the session that received them may have ended before it could reconcile (see
+    /// [`ApplyReport::pending`]).
+    pub fn want_reconcile(&mut self) {
+        self.reconcile_wanted = true;
     }
 
     /// Ends the session from this side (e.g. the node is shutting down).
@@ -909,6 +927,13 @@ impl Session {
     }
 
     fn pump<S: ChangeStore + ?Sized>(&mut self, now: u64, store: &S) -> Step {
+        if self.reconcile_wanted
+            && self.recon.is_none()
+            && self.pull.mode == PullMode::Feed
+            && self.start_recon(now, store, false)?
+        {
+            self.reconcile_wanted = false;
+        }
         self.pump_serve(now, store)?;
         self.pump_pull(now, store)?;
         self.pump_wants(now, store)?;

@@ -56,6 +56,9 @@ pub async fn run(
     };
     let config = super::session_config(Some(ANTI_ENTROPY_INTERVAL_MS));
     let mut session = Session::new(config, local, peer_scope, repl.now_ms());
+    if shared.store.has_pending().map_err(|e| e.to_string())? {
+        session.want_reconcile();
+    }
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD_FRAMES_MAX);
     let reader = tokio::spawn(read_frames(recv, frames_tx));
     let mut feed = shared.feed.subscribe();
@@ -271,6 +274,7 @@ async fn apply(
     match repl.inner.writer.submit(command).await {
         Ok(Reply::Imported(r)) => Ok(ApplyReport {
             stored: r.stored + r.pending,
+            pending: r.pending,
             duplicate: r.duplicate,
             rejected: r.rejected + r.invalid,
         }),

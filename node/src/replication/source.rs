@@ -41,10 +41,21 @@ impl Snapshot {
         Ok(Snapshot { tx, store_id })
     }
 
-    fn admits(&self, scope: &Scope, doc_id: &str) -> Result<bool, StoreError> {
+    /// Whether `doc_id` is in `scope`. `transfers` is the transfer index, opened on first use
+    /// and kept for the rest of the scan: a province's feed is mostly other units' dossiers, and
+    /// opening the table for each of them was a large share of serving a commune.
+    fn admits(
+        &self,
+        scope: &Scope,
+        doc_id: &str,
+        transfers: &mut Option<TransferIndex>,
+    ) -> Result<bool, StoreError> {
         let transferred = match (scope.unit(), doc_id.strip_prefix("dossier/")) {
             (Some(unit), Some(code)) if !scope.admits(doc_id, false) => {
-                let idx = self.tx.open_table(IDX_TRANSFER).map_err(read_err)?;
+                if transfers.is_none() {
+                    *transfers = Some(self.tx.open_table(IDX_TRANSFER).map_err(read_err)?);
+                }
+                let idx = transfers.as_ref().expect("opened above");
                 idx.get((unit, code)).map_err(read_err)?.is_some()
             }
             _ => false,
@@ -52,6 +63,8 @@ impl Snapshot {
         Ok(scope.admits(doc_id, transferred))
     }
 }
+
+type TransferIndex = redb::ReadOnlyTable<(&'static str, &'static str), ()>;
 
 impl ChangeStore for Snapshot {
     fn store_id(&self) -> [u8; 16] {
@@ -77,13 +90,14 @@ impl ChangeStore for Snapshot {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let mut last = after;
+        let mut transfers = None;
         for (scanned, row) in feed.range(after + 1..).map_err(read_err)?.enumerate() {
             if scanned >= FEED_SCAN_ENTRIES_MAX {
                 break;
             }
             let (k, v) = row.map_err(read_err)?;
             let (hash, size, doc_id) = v.value();
-            if self.admits(scope, doc_id)? {
+            if self.admits(scope, doc_id, &mut transfers)? {
                 let size_usize = size as usize;
                 if !out.is_empty() && (out.len() >= count_max || bytes + size_usize > bytes_max) {
                     break;
@@ -134,10 +148,11 @@ impl ChangeStore for Snapshot {
         f: &mut dyn FnMut(&[u8; 32]),
     ) -> Result<(), StoreError> {
         let feed = self.tx.open_table(FEED).map_err(read_err)?;
+        let mut transfers = None;
         for row in feed.range(1..=upto).map_err(read_err)? {
             let (_, v) = row.map_err(read_err)?;
             let (hash, _, doc_id) = v.value();
-            if self.admits(scope, doc_id)? {
+            if self.admits(scope, doc_id, &mut transfers)? {
                 f(hash);
             }
         }

@@ -28,6 +28,7 @@ use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 use serde::Serialize;
 
 use super::counters::{Cell, dossier_cells, rating_cells};
+use super::doc_cache::{self, DocCache};
 use super::tables::*;
 use super::{StoreError, corrupt, decode_json};
 
@@ -71,6 +72,7 @@ pub struct Effects {
 pub struct Apply<'t> {
     tx: &'t WriteTransaction,
     registry: &'t mut Registry,
+    docs: &'t DocCache,
     own_key: Option<[u8; 32]>,
     /// Effects accumulated over the transaction.
     pub effects: Effects,
@@ -88,11 +90,17 @@ struct RejectRecord<'a> {
 }
 
 impl<'t> Apply<'t> {
-    /// Binds the pipeline to a write transaction and the node's registry.
-    pub fn new(tx: &'t WriteTransaction, registry: &'t mut Registry) -> Apply<'t> {
+    /// Binds the pipeline to a write transaction, the node's registry and the store's document
+    /// cache (`Store::doc_cache`).
+    pub fn new(
+        tx: &'t WriteTransaction,
+        registry: &'t mut Registry,
+        docs: &'t DocCache,
+    ) -> Apply<'t> {
         Apply {
             tx,
             registry,
+            docs,
             own_key: None,
             effects: Effects::default(),
         }
@@ -155,7 +163,9 @@ impl<'t> Apply<'t> {
                 .map(|v| *v.value());
             if let Some(first) = existing {
                 drop(seqs);
-                self.record_fork(signed, first)?;
+                if !self.refused_before(&hash, "equivocation")? {
+                    self.record_fork(signed, first)?;
+                }
                 let message = format!(
                     "signer {} made two changes with seq {}",
                     hex::encode(signer),
@@ -193,8 +203,9 @@ impl<'t> Apply<'t> {
                 .map_err(|e| corrupt("change application", e))?;
         }
         let pos = self.store_envelope(signed)?;
-        self.drain_pending(&doc_text, &mut doc, now)?;
-        self.save_and_derive(signed.doc_id(), &doc)?;
+        let mut appended = vec![signed.raw_change().to_vec()];
+        self.drain_pending(&doc_text, &mut doc, now, &mut appended)?;
+        self.save_and_derive(signed.doc_id(), doc, &appended)?;
         Ok(Applied::Stored(pos))
     }
 
@@ -239,12 +250,19 @@ impl<'t> Apply<'t> {
             })
     }
 
+    /// The document's stored state: from the cache when it holds exactly the stored bytes,
+    /// parsed from them otherwise.
     fn load_doc(&self, doc_text: &str) -> Result<Option<Automerge>, StoreError> {
         let docs = self.tx.open_table(DOCS)?;
-        let bytes = docs.get(doc_text)?.map(|v| v.value().to_vec());
-        bytes
-            .map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e)))
-            .transpose()
+        let Some(stored) = docs.get(doc_text)? else {
+            return Ok(None);
+        };
+        if let Some(doc) = self.docs.take(doc_text, stored.value()) {
+            return Ok(Some(doc));
+        }
+        Automerge::load(stored.value())
+            .map(Some)
+            .map_err(|e| corrupt("document", e))
     }
 
     /// Stores the envelope, indexes it by document and (actor, seq), and appends it to the feed.
@@ -274,11 +292,13 @@ impl<'t> Apply<'t> {
     }
 
     /// Applies pending changes of `doc_text` whose dependencies are now present.
+    /// Their change chunks are added to `appended`.
     fn drain_pending(
         &mut self,
         doc_text: &str,
         doc: &mut Automerge,
         now: Timestamp,
+        appended: &mut Vec<Vec<u8>>,
     ) -> Result<(), StoreError> {
         loop {
             let hashes: Vec<[u8; 32]> = {
@@ -319,6 +339,7 @@ impl<'t> Apply<'t> {
                 }
                 doc.apply_changes([signed.change().clone()])
                     .map_err(|e| corrupt("change application", e))?;
+                appended.push(signed.raw_change().to_vec());
             }
             if !progressed {
                 return Ok(());
@@ -326,12 +347,33 @@ impl<'t> Apply<'t> {
         }
     }
 
-    /// Saves the document and updates everything derived from it.
-    fn save_and_derive(&mut self, doc_id: &DocId, doc: &Automerge) -> Result<(), StoreError> {
+    /// Stores the document, which took in the change chunks `appended` since it was stored, and
+    /// updates everything derived from it; the document then goes to the cache.
+    fn save_and_derive(
+        &mut self,
+        doc_id: &DocId,
+        doc: Automerge,
+        appended: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
         let text = doc_id.to_string();
-        self.tx
-            .open_table(DOCS)?
-            .insert(text.as_str(), doc.save().as_slice())?;
+        let bytes = {
+            let mut docs = self.tx.open_table(DOCS)?;
+            let chunks: Vec<&[u8]> = appended.iter().map(Vec::as_slice).collect();
+            let bytes = {
+                let old = docs.get(text.as_str())?;
+                doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), &chunks, &doc)
+            };
+            docs.insert(text.as_str(), bytes.as_slice())?;
+            bytes
+        };
+        self.derive(doc_id, &text, &doc)?;
+        self.docs.put(&text, bytes, doc);
+        Ok(())
+    }
+
+    /// Updates the summary, indexes, counters, ratings, registry or witnessed checkpoints a
+    /// document's new state implies.
+    fn derive(&mut self, doc_id: &DocId, text: &str, doc: &Automerge) -> Result<(), StoreError> {
         match doc_id {
             DocId::Dossier(code) => match layout::dossier::read(doc) {
                 Ok(state) => self.put_summary(code.as_str(), &DossierSummary::from(&state))?,
@@ -378,71 +420,106 @@ impl<'t> Apply<'t> {
     }
 
     /// Replaces a dossier's summary and moves its index entries and counters.
+    ///
+    /// Only the index rows and counters whose key changed are written: most lifecycle steps
+    /// change the status and little else, and every table a transaction touches costs its
+    /// commit a copy of the pages on the path to the row.
     fn put_summary(&mut self, code: &str, new: &DossierSummary) -> Result<(), StoreError> {
         let old = self.summary(code)?;
         if old.as_ref() == Some(new) {
             return Ok(());
         }
-        let mut status = self.tx.open_table(IDX_STATUS)?;
-        let mut due = self.tx.open_table(IDX_DUE)?;
-        let mut applicant = self.tx.open_table(IDX_APPLICANT)?;
-        let mut unit = self.tx.open_table(IDX_UNIT)?;
-        let mut transfer = self.tx.open_table(IDX_TRANSFER)?;
-        if let Some(o) = &old {
-            for to in &o.transfers {
+        let status_key = |s: &DossierSummary| s.status.map(|st| st.number());
+        let due_key = |s: &DossierSummary| {
+            s.status
+                .filter(|st| !st.is_finished())
+                .and(s.due_at)
+                .map(|d| d.0)
+        };
+        let unit_key = |s: &DossierSummary| {
+            (
+                s.unit.as_str().to_owned(),
+                s.received_at.map_or(i64::MIN, |t| t.0),
+            )
+        };
+        let old_ref = old.as_ref();
+        let status_old = old_ref.and_then(status_key);
+        if old_ref.is_none() || status_old != status_key(new) {
+            let mut status = self.tx.open_table(IDX_STATUS)?;
+            if let Some(s) = status_old {
+                status.remove((s, code))?;
+            }
+            if let Some(s) = status_key(new) {
+                status.insert((s, code), ())?;
+            }
+        }
+        let due_old = old_ref.and_then(due_key);
+        if old_ref.is_none() || due_old != due_key(new) {
+            let mut due = self.tx.open_table(IDX_DUE)?;
+            if let Some(d) = due_old {
+                due.remove((d, code))?;
+            }
+            if let Some(d) = due_key(new) {
+                due.insert((d, code), ())?;
+            }
+        }
+        let applicant_old = old_ref.map(|o| o.applicant_id_number.as_str());
+        if applicant_old != Some(new.applicant_id_number.as_str()) {
+            let mut applicant = self.tx.open_table(IDX_APPLICANT)?;
+            if let Some(a) = applicant_old {
+                applicant.remove((a, code))?;
+            }
+            applicant.insert((new.applicant_id_number.as_str(), code), ())?;
+        }
+        let unit_old = old_ref.map(unit_key);
+        if unit_old.as_ref() != Some(&unit_key(new)) {
+            let mut unit = self.tx.open_table(IDX_UNIT)?;
+            if let Some((u, at)) = &unit_old {
+                unit.remove((u.as_str(), *at, code))?;
+            }
+            let (u, at) = unit_key(new);
+            unit.insert((u.as_str(), at, code), ())?;
+        }
+        let transfers_old = old_ref.map(|o| o.transfers.as_slice()).unwrap_or_default();
+        if transfers_old != new.transfers.as_slice() {
+            let mut transfer = self.tx.open_table(IDX_TRANSFER)?;
+            for to in transfers_old {
                 transfer.remove((to.as_str(), code))?;
             }
-            if let Some(s) = o.status {
-                status.remove((s.number(), code))?;
-            }
-            if let Some(d) = o.due_at {
-                due.remove((d.0, code))?;
-            }
-            applicant.remove((o.applicant_id_number.as_str(), code))?;
-            unit.remove((
-                o.unit.as_str(),
-                o.received_at.map_or(i64::MIN, |t| t.0),
-                code,
-            ))?;
-        }
-        if let Some(s) = new.status {
-            status.insert((s.number(), code), ())?;
-            if let Some(d) = new.due_at.filter(|_| !s.is_finished()) {
-                due.insert((d.0, code), ())?;
+            for to in &new.transfers {
+                transfer.insert((to.as_str(), code), ())?;
             }
         }
-        applicant.insert((new.applicant_id_number.as_str(), code), ())?;
-        for to in &new.transfers {
-            transfer.insert((to.as_str(), code), ())?;
-        }
-        unit.insert(
-            (
-                new.unit.as_str(),
-                new.received_at.map_or(i64::MIN, |t| t.0),
-                code,
-            ),
-            (),
-        )?;
-        drop((status, due, applicant, unit, transfer));
-        let old_cells = old.as_ref().map(dossier_cells).unwrap_or_default();
+        let old_cells = old_ref.map(dossier_cells).unwrap_or_default();
         self.move_counters(&old_cells, &dossier_cells(new))?;
         let json = serde_json::to_string(new).expect("summary serialises");
         self.tx.open_table(DOSSIERS)?.insert(code, json.as_str())?;
         Ok(())
     }
 
+    /// Subtracts one from each `old` cell and adds one to each `new` cell; a cell in both is
+    /// left alone (it does not move), and the table is not opened when nothing moves.
     fn move_counters(&mut self, old: &[Cell], new: &[Cell]) -> Result<(), StoreError> {
+        let mut deltas: std::collections::BTreeMap<&Cell, i64> = std::collections::BTreeMap::new();
+        for c in old {
+            *deltas.entry(c).or_default() -= 1;
+        }
+        for c in new {
+            *deltas.entry(c).or_default() += 1;
+        }
+        deltas.retain(|_, d| *d != 0);
+        if deltas.is_empty() {
+            return Ok(());
+        }
         let mut table = self.tx.open_table(COUNTERS)?;
-        for (cells, delta) in [(old, -1i64), (new, 1i64)] {
-            for c in cells {
-                let key = (c.unit.as_str(), c.day, c.metric.as_str());
-                let current = table.get(key)?.map_or(0, |v| v.value());
-                let next = current + delta;
-                if next == 0 {
-                    table.remove(key)?;
-                } else {
-                    table.insert(key, next)?;
-                }
+        for (c, delta) in deltas {
+            let key = (c.unit.as_str(), c.day, c.metric.as_str());
+            let current = table.get(key)?.map_or(0, |v| v.value());
+            let next = current + delta;
+            if next == 0 {
+                table.remove(key)?;
+            } else {
+                table.insert(key, next)?;
             }
         }
         Ok(())
@@ -527,6 +604,16 @@ impl<'t> Apply<'t> {
         reason: &'static str,
         message: &str,
     ) -> Result<(), StoreError> {
+        let hash = signed.hash();
+        if self.refused_before(&hash, reason)? {
+            tracing::debug!(
+                origin,
+                doc = signed.doc_id_text(),
+                reason,
+                "change refused again"
+            );
+            return Ok(());
+        }
         tracing::warn!(
             origin,
             doc = signed.doc_id_text(),
@@ -547,7 +634,16 @@ impl<'t> Apply<'t> {
         let mut rejects = self.tx.open_table(REJECTS)?;
         let n = rejects.last()?.map_or(0, |(k, _)| k.value()) + 1;
         rejects.insert(n, json.as_str())?;
+        drop(rejects);
+        self.tx.open_table(REFUSED)?.insert((&hash, reason), n)?;
         Ok(())
+    }
+
+    /// Whether this change was already refused, and logged, for `reason`. Refusals are not
+    /// remembered as verdicts: a change refused because its signer's enrolment had not arrived
+    /// yet is judged again, and applied, once it has.
+    fn refused_before(&self, hash: &[u8; 32], reason: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.open_table(REFUSED)?.get((hash, reason))?.is_some())
     }
 
     /// Allocates the next number of sequence `name` for `unit` on local day `day`, skipping any
@@ -690,7 +786,7 @@ mod tests {
         let tx = store.db().begin_write().unwrap();
         let mut out = Vec::new();
         {
-            let mut apply = Apply::new(&tx, reg);
+            let mut apply = Apply::new(&tx, reg, store.doc_cache());
             for c in changes {
                 out.push(apply.change(c, None, "test", T).unwrap());
             }
@@ -765,6 +861,17 @@ mod tests {
             "{r:?}"
         );
         assert_eq!(store.counts().unwrap().forks, 1);
+        // A peer that keeps offering it is refused every time, but the proof and the reject
+        // are kept once (an equivocating node re-sending in every session made hundreds).
+        for _ in 0..3 {
+            let r = apply_all(&store, &mut reg, &[&y]);
+            assert!(
+                matches!(&r[0], Applied::Rejected(j) if j.reason == "equivocation"),
+                "{r:?}"
+            );
+        }
+        let counts = store.counts().unwrap();
+        assert_eq!((counts.forks, counts.rejects), (1, 1));
     }
 
     #[test]
@@ -787,5 +894,29 @@ mod tests {
         );
         let counts = store.counts().unwrap();
         assert_eq!((counts.rejects, counts.dossiers, counts.changes), (2, 0, 0));
+        // Offered again: refused again, logged once.
+        let r = apply_all(&store, &mut reg, &[&other_unit, &unknown]);
+        assert!(r.iter().all(|a| matches!(a, Applied::Rejected(_))), "{r:?}");
+        assert_eq!(store.counts().unwrap().rejects, 2);
+    }
+
+    #[test]
+    fn a_change_refused_before_its_signer_was_enrolled_is_applied_once_enrolled() {
+        // Why: refusals are logged once but never remembered as verdicts; a commune's first
+        // changes can arrive before its enrolment record does.
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let mut reg = registry(&[]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let (_, created) = create(&key, 1, "X1-250601-0004");
+        let r = apply_all(&store, &mut reg, &[&created]);
+        assert!(
+            matches!(&r[0], Applied::Rejected(j) if j.reason == "not_enrolled"),
+            "{r:?}"
+        );
+        let enrolled = registry(&[(&key, "X1", Role::Commune)]);
+        let mut reg = enrolled;
+        let r = apply_all(&store, &mut reg, &[&created]);
+        assert!(matches!(r[0], Applied::Stored(_)), "{r:?}");
+        assert_eq!(store.counts().unwrap().rejects, 1);
     }
 }

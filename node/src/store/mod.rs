@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod counters;
+pub mod doc_cache;
 pub mod peers;
 pub mod tables;
 mod web_queries;
@@ -28,7 +29,9 @@ use motcua_schema::signed::stored_signer_and_signature;
 use motcua_schema::summary::DossierSummary;
 use motcua_schema::timestamp::{Timestamp, date_key};
 use motcua_schema::trust::SignedRecord;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{
+    Database, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata,
+};
 use serde::Serialize;
 
 use tables::*;
@@ -150,6 +153,8 @@ pub struct DossierView {
 /// The node's database.
 pub struct Store {
     db: Database,
+    /// Parsed documents for the apply pipeline (`doc_cache`).
+    docs: doc_cache::DocCache,
 }
 
 impl Store {
@@ -233,18 +238,34 @@ impl Store {
             tx.open_table(IDX_RATING_UNIT)?;
             tx.open_table(SEQUENCES)?;
             tx.open_table(REJECTS)?;
+            tx.open_table(REFUSED)?;
             tx.open_table(TRUST)?;
             tx.open_table(USERS)?;
             tx.open_table(SESSIONS)?;
             tx.open_table(DEVICES)?;
         }
         tx.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            docs: doc_cache::DocCache::default(),
+        })
     }
 
     /// The database, for the writer and the auth module.
     pub fn db(&self) -> &Database {
         &self.db
+    }
+
+    /// Whether any change waits for its dependencies (`pending` is not empty).
+    pub fn has_pending(&self) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        let pending = tx.open_multimap_table(PENDING)?;
+        Ok(pending.iter()?.next().is_some())
+    }
+
+    /// The apply pipeline's cache of parsed documents.
+    pub fn doc_cache(&self) -> &doc_cache::DocCache {
+        &self.docs
     }
 
     /// The summary of a dossier.

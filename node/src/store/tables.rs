@@ -40,7 +40,9 @@ pub const ACTOR_SEQ: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> =
 /// envelopes in hex. *Source* (evidence).
 pub const FORKS: TableDefinition<'_, u64, &str> = TableDefinition::new("forks-1");
 
-/// Document id → Automerge document saved bytes (the state after every applied change).
+/// Document id → Automerge bytes of the state after every applied change: a saved document (or
+/// nothing) followed by the change chunks applied since, compacted every few changes
+/// (`store::doc_cache`). Any Automerge load reads them.
 pub const DOCS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs-1");
 
 /// Dossier code → JSON `DossierSummary`.
@@ -89,6 +91,11 @@ pub const SEQUENCES: TableDefinition<'_, (&str, &str, u32), u32> =
 
 /// Reject number (u64, from 1) → JSON `{at, peer, doc, hash, reason, message}`.
 pub const REJECTS: TableDefinition<'_, u64, &str> = TableDefinition::new("rejects-1");
+
+/// (change hash, reject reason) → the number of the reject that first logged it. A peer that
+/// keeps offering a refused change (an equivocation, a forgery, a change outside its scope) is
+/// refused every time, but logged, and its fork proof kept, once.
+pub const REFUSED: TableDefinition<'_, (&[u8; 32], &str), u64> = TableDefinition::new("refused-1");
 
 /// Registry record id → JSON `SignedRecord` (every root-signed record this node has verified).
 pub const TRUST: TableDefinition<'_, &str, &str> = TableDefinition::new("trust-1");

@@ -72,10 +72,10 @@ pub fn read_header(doc: &impl ReadDoc) -> Result<Header, LayoutError> {
 pub fn read_events(doc: &impl ReadDoc) -> Result<Vec<RecordedEvent>, LayoutError> {
     let mut out = Vec::new();
     for events in all_events_objs(doc)? {
-        for i in 0..doc.length(&events) {
-            let Some((value, id)) = doc.get(&events, i)? else {
-                continue;
-            };
+        // One pass over the list (indexing each element was a lookup per element).
+        for item in doc.list_range(&events, ..) {
+            let id = item.id();
+            let value: Value<'static> = item.value.into();
             let event: Event = read_record("event", &value)?;
             out.push(RecordedEvent {
                 id: id.to_string(),
