@@ -96,15 +96,21 @@ fn same_seed_same_run_and_other_seed_other_run() {
     assert_ne!(a.trace_hash, c.trace_hash);
 }
 
-#[test]
-fn checks_fail_when_the_ground_truth_and_the_province_disagree() {
-    // Why: a check that cannot fail proves nothing; forgetting one acknowledged dossier and one
-    // rating in the ground truth must make the report and durability checks fail.
+/// A finished run of the smoke scenario whose checks all pass, to be tampered with.
+fn passing_smoke_run() -> motcua_simulator::sim::Sim {
     let (scenario, _) = load("smoke");
     let mut sim = motcua_simulator::sim::Sim::new(&scenario, 3);
     sim.run(&mut |_, _| {});
     let before = checks::run_all(&mut sim);
     assert!(before.iter().all(|c| c.passed), "{before:#?}");
+    sim
+}
+
+#[test]
+fn checks_fail_when_the_ground_truth_and_the_province_disagree() {
+    // Why: a check that cannot fail proves nothing; forgetting one acknowledged dossier and one
+    // rating in the ground truth must make the report and durability checks fail.
+    let mut sim = passing_smoke_run();
     let code = sim
         .truth
         .dossiers
@@ -145,11 +151,7 @@ fn transfers_converge_without_periodic_anti_entropy() {
 fn the_convergence_check_fails_when_a_node_lacks_a_change_of_its_scope() {
     // Why: the check that caught the transfer gap must still be able to fail: a change of a
     // commune's dossier that the province holds and the commune does not.
-    let (scenario, _) = load("smoke");
-    let mut sim = motcua_simulator::sim::Sim::new(&scenario, 3);
-    sim.run(&mut |_, _| {});
-    let before = checks::run_all(&mut sim);
-    assert!(before.iter().all(|c| c.passed), "{before:#?}");
+    let mut sim = passing_smoke_run();
     let unit = sim.nodes[1].unit.to_string();
     sim.tracker
         .add(0, [9; 32], &format!("dossier/{unit}-251103-9999"));
