@@ -126,6 +126,8 @@ pub struct Link {
     pub generation: u64,
     /// Current redial backoff, ms.
     pub backoff_ms: u64,
+    /// When the current connection was established, ms.
+    pub established_at: u64,
     /// Whether a dial is scheduled or in progress.
     pub dialing: bool,
     /// Bytes sent by the province, and by the remote.

@@ -19,7 +19,8 @@ use ed25519_dalek::SigningKey;
 use motcua_node::commands::{CommandError, EventRequest, NewDossier, NewRating};
 use motcua_node::replication::source::Snapshot;
 use motcua_node::replication::{
-    DIAL_TIMEOUT_MS, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX, REDIAL_BACKOFF_MS_MIN, scope_of,
+    CONNECTION_STABLE_MS, DIAL_TIMEOUT_MS, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX,
+    REDIAL_BACKOFF_MS_MIN, scope_of,
 };
 use motcua_node::store::Store;
 use motcua_node::store::peers::FeedMark;
@@ -1336,6 +1337,10 @@ impl Sim {
         }
         self.flush_unsaved(l);
         self.links[l].conn = None;
+        // As the node's dialer: only a connection that lasted resets the backoff.
+        if self.now.saturating_sub(self.links[l].established_at) >= CONNECTION_STABLE_MS {
+            self.links[l].backoff_ms = REDIAL_BACKOFF_MS_MIN;
+        }
         self.redial(l);
     }
 
@@ -1446,7 +1451,7 @@ impl Sim {
         });
         let link = &mut self.links[l];
         link.generation += 1;
-        link.backoff_ms = REDIAL_BACKOFF_MS_MIN;
+        link.established_at = self.now;
         link.connections += 1;
         link.conn = Some(Conn {
             generation: link.generation,
@@ -2433,6 +2438,7 @@ fn new_link(remote: Remote, has_network: bool, window: Option<Window>) -> Link {
         conn: None,
         generation: 0,
         backoff_ms: REDIAL_BACKOFF_MS_MIN,
+        established_at: 0,
         dialing: false,
         bytes: [0; 2],
         messages: [0; 2],

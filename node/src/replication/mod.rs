@@ -43,6 +43,10 @@ pub const DIAL_TIMEOUT_MS: u64 = 10_000;
 pub const REDIAL_BACKOFF_MS_MIN: u64 = 500;
 /// Longest wait between redials, in milliseconds.
 pub const REDIAL_BACKOFF_MS_MAX: u64 = 60_000;
+/// A connection that lasted at least this long resets the redial backoff. One that ends sooner
+/// (a peer that refuses this node, a disk that keeps failing the import) counts as a failed
+/// attempt: resetting on every connect redialled such a peer about once a second.
+pub const CONNECTION_STABLE_MS: u64 = 30_000;
 /// QUIC keep-alive interval, in milliseconds: a lost link shows as an idle timeout soon.
 pub const KEEP_ALIVE_MS: u64 = 2_000;
 /// QUIC idle timeout, in milliseconds: a link silent this long is considered lost.
@@ -341,8 +345,11 @@ impl Replication {
             .await;
             match attempt {
                 Ok(Ok(conn)) => {
-                    backoff_ms = REDIAL_BACKOFF_MS_MIN;
+                    let started = std::time::Instant::now();
                     self.run(conn, key, true).await;
+                    if started.elapsed() >= Duration::from_millis(CONNECTION_STABLE_MS) {
+                        backoff_ms = REDIAL_BACKOFF_MS_MIN;
+                    }
                 }
                 Ok(Err(e)) => self.update(key, |s| {
                     s.last_error = Some(format!("không kết nối được: {e}"))
