@@ -389,14 +389,16 @@ impl Recent {
 /// One replication session with one peer over one connection.
 ///
 /// Call order, for the driver:
-/// 1. [`Session::new`] when the connection opens (it queues this node's `Hello`);
+/// 1. [`Session::new`] when the connection opens (it queues this node's `Hello`), then
+///    [`Session::want_reconcile`] if the store holds changes pending their dependencies;
 /// 2. whenever a message arrives: [`Session::handle`] (or [`Session::handle_bytes`]);
 /// 3. after every call into the session: drain [`Session::poll_transmit`] (send each message
 ///    encoded with [`Message::encode`]) and [`Session::poll_event`], then arm a timer for
 ///    [`Session::poll_timeout`];
 /// 4. when that timer fires: [`Session::handle_timeout`];
 /// 5. on [`Event::Apply`]: verify and apply the envelopes and store the checkpoint in one durable
-///    transaction, in event order, then call [`Session::applied`];
+///    transaction, in event order, then call [`Session::applied`] (with how many of them wait
+///    pending, which makes the session reconcile);
 /// 6. when this node stores new changes (from any source): [`Session::local_feed_advanced`];
 /// 7. on [`Event::Failed`]: send what `poll_transmit` still yields (an `Error`), close the
 ///    connection and drop the session; later, start a new one from the stored checkpoint.

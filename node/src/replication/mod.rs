@@ -345,9 +345,9 @@ impl Replication {
             .await;
             match attempt {
                 Ok(Ok(conn)) => {
-                    let started = std::time::Instant::now();
+                    let started = self.now_ms();
                     self.run(conn, key, true).await;
-                    if started.elapsed() >= Duration::from_millis(CONNECTION_STABLE_MS) {
+                    if self.now_ms().saturating_sub(started) >= CONNECTION_STABLE_MS {
                         backoff_ms = REDIAL_BACKOFF_MS_MIN;
                     }
                 }
