@@ -163,15 +163,19 @@ impl<'t> Apply<'t> {
                 .map(|v| *v.value());
             if let Some(first) = existing {
                 drop(seqs);
-                if !self.refused_before(&hash, "equivocation")? {
-                    self.record_fork(signed, first)?;
-                }
                 let message = format!(
                     "signer {} made two changes with seq {}",
                     hex::encode(signer),
                     signed.seq()
                 );
-                return self.reject(signed, origin, now, "equivocation", message);
+                // The proof is kept with the first refusal, like its line in the reject log.
+                if self.log_reject(signed, origin, now, "equivocation", &message)? {
+                    self.record_fork(signed, first)?;
+                }
+                return Ok(Applied::Rejected(Reject {
+                    reason: "equivocation",
+                    message,
+                }));
             }
         }
         let is_local = local_doc.is_some();
@@ -358,10 +362,9 @@ impl<'t> Apply<'t> {
         let text = doc_id.to_string();
         let bytes = {
             let mut docs = self.tx.open_table(DOCS)?;
-            let chunks: Vec<&[u8]> = appended.iter().map(Vec::as_slice).collect();
             let bytes = {
                 let old = docs.get(text.as_str())?;
-                doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), &chunks, &doc)
+                doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), appended, &doc)
             };
             docs.insert(text.as_str(), bytes.as_slice())?;
             bytes
@@ -429,57 +432,27 @@ impl<'t> Apply<'t> {
         if old.as_ref() == Some(new) {
             return Ok(());
         }
-        let status_key = |s: &DossierSummary| s.status.map(|st| st.number());
+        let old_ref = old.as_ref();
+        let status_key = |s: &DossierSummary| s.status.map(|st| (st.number(), code));
+        self.move_index_row(IDX_STATUS, old_ref.and_then(status_key), status_key(new))?;
         let due_key = |s: &DossierSummary| {
             s.status
                 .filter(|st| !st.is_finished())
                 .and(s.due_at)
-                .map(|d| d.0)
+                .map(|d| (d.0, code))
         };
-        let unit_key = |s: &DossierSummary| {
-            (
-                s.unit.as_str().to_owned(),
-                s.received_at.map_or(i64::MIN, |t| t.0),
-            )
-        };
-        let old_ref = old.as_ref();
-        let status_old = old_ref.and_then(status_key);
-        if old_ref.is_none() || status_old != status_key(new) {
-            let mut status = self.tx.open_table(IDX_STATUS)?;
-            if let Some(s) = status_old {
-                status.remove((s, code))?;
-            }
-            if let Some(s) = status_key(new) {
-                status.insert((s, code), ())?;
-            }
-        }
-        let due_old = old_ref.and_then(due_key);
-        if old_ref.is_none() || due_old != due_key(new) {
-            let mut due = self.tx.open_table(IDX_DUE)?;
-            if let Some(d) = due_old {
-                due.remove((d, code))?;
-            }
-            if let Some(d) = due_key(new) {
-                due.insert((d, code), ())?;
-            }
-        }
-        let applicant_old = old_ref.map(|o| o.applicant_id_number.as_str());
-        if applicant_old != Some(new.applicant_id_number.as_str()) {
-            let mut applicant = self.tx.open_table(IDX_APPLICANT)?;
-            if let Some(a) = applicant_old {
-                applicant.remove((a, code))?;
-            }
-            applicant.insert((new.applicant_id_number.as_str(), code), ())?;
-        }
-        let unit_old = old_ref.map(unit_key);
-        if unit_old.as_ref() != Some(&unit_key(new)) {
-            let mut unit = self.tx.open_table(IDX_UNIT)?;
-            if let Some((u, at)) = &unit_old {
-                unit.remove((u.as_str(), *at, code))?;
-            }
-            let (u, at) = unit_key(new);
-            unit.insert((u.as_str(), at, code), ())?;
-        }
+        self.move_index_row(IDX_DUE, old_ref.and_then(due_key), due_key(new))?;
+        self.move_index_row(
+            IDX_APPLICANT,
+            old_ref.map(|o| (o.applicant_id_number.as_str(), code)),
+            Some((new.applicant_id_number.as_str(), code)),
+        )?;
+        let received = |s: &DossierSummary| s.received_at.map_or(i64::MIN, |t| t.0);
+        self.move_index_row(
+            IDX_UNIT,
+            old_ref.map(|o| (o.unit.as_str(), received(o), code)),
+            Some((new.unit.as_str(), received(new), code)),
+        )?;
         let transfers_old = old_ref.map(|o| o.transfers.as_slice()).unwrap_or_default();
         if transfers_old != new.transfers.as_slice() {
             let mut transfer = self.tx.open_table(IDX_TRANSFER)?;
@@ -494,6 +467,30 @@ impl<'t> Apply<'t> {
         self.move_counters(&old_cells, &dossier_cells(new))?;
         let json = serde_json::to_string(new).expect("summary serialises");
         self.tx.open_table(DOSSIERS)?.insert(code, json.as_str())?;
+        Ok(())
+    }
+
+    /// Moves one index row of a dossier from key `old` to key `new` (either may be absent);
+    /// writes nothing, and leaves the table untouched, when the key did not change.
+    fn move_index_row<'k, K: redb::Key + 'static>(
+        &self,
+        index: redb::TableDefinition<'_, K, ()>,
+        old: Option<K::SelfType<'k>>,
+        new: Option<K::SelfType<'k>>,
+    ) -> Result<(), StoreError>
+    where
+        K::SelfType<'k>: PartialEq,
+    {
+        if old == new {
+            return Ok(());
+        }
+        let mut table = self.tx.open_table(index)?;
+        if let Some(o) = old {
+            table.remove(o)?;
+        }
+        if let Some(n) = new {
+            table.insert(n, ())?;
+        }
         Ok(())
     }
 
@@ -596,6 +593,9 @@ impl<'t> Apply<'t> {
         Ok(Applied::Rejected(Reject { reason, message }))
     }
 
+    /// Logs a refusal the first time this change is refused for `reason`, and says whether it
+    /// did. Refusals are remembered for the log only, not as verdicts: a change refused because
+    /// its signer's enrolment had not arrived yet is judged again, and applied, once it has.
     fn log_reject(
         &mut self,
         signed: &SignedChange,
@@ -603,16 +603,16 @@ impl<'t> Apply<'t> {
         now: Timestamp,
         reason: &'static str,
         message: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let hash = signed.hash();
-        if self.refused_before(&hash, reason)? {
+        if self.tx.open_table(REFUSED)?.get((&hash, reason))?.is_some() {
             tracing::debug!(
                 origin,
                 doc = signed.doc_id_text(),
                 reason,
                 "change refused again"
             );
-            return Ok(());
+            return Ok(false);
         }
         tracing::warn!(
             origin,
@@ -636,14 +636,7 @@ impl<'t> Apply<'t> {
         rejects.insert(n, json.as_str())?;
         drop(rejects);
         self.tx.open_table(REFUSED)?.insert((&hash, reason), n)?;
-        Ok(())
-    }
-
-    /// Whether this change was already refused, and logged, for `reason`. Refusals are not
-    /// remembered as verdicts: a change refused because its signer's enrolment had not arrived
-    /// yet is judged again, and applied, once it has.
-    fn refused_before(&self, hash: &[u8; 32], reason: &str) -> Result<bool, StoreError> {
-        Ok(self.tx.open_table(REFUSED)?.get((hash, reason))?.is_some())
+        Ok(true)
     }
 
     /// Allocates the next number of sequence `name` for `unit` on local day `day`, skipping any

@@ -76,9 +76,8 @@ impl DocCache {
         inner.next_stamp += 1;
         inner.map.insert(id.to_owned(), Entry { bytes, doc, stamp });
         inner.order.push_back((id.to_owned(), stamp));
-        while inner.map.len() > CACHE_DOCS_MAX
-            || inner.order.len() > 2 * CACHE_DOCS_MAX.max(inner.map.len())
-        {
+        // The order queue also holds stale places of documents put again; it is trimmed too.
+        while inner.map.len() > CACHE_DOCS_MAX || inner.order.len() > 2 * CACHE_DOCS_MAX {
             let Some((old, old_stamp)) = inner.order.pop_front() else {
                 break;
             };
@@ -86,16 +85,6 @@ impl DocCache {
                 inner.map.remove(&old);
             }
         }
-    }
-
-    /// How many documents are cached.
-    pub fn len(&self) -> usize {
-        self.inner.lock().expect("document cache lock").map.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -134,15 +123,15 @@ pub fn chunk_count(bytes: &[u8]) -> Option<usize> {
 /// the change chunks `appended` to become `doc`: `old` followed by the chunks, or the document
 /// saved in full when that would exceed [`APPENDED_CHUNKS_MAX`] chunks (or `old` is not
 /// well-formed chunks).
-pub fn stored_bytes(old: Option<&[u8]>, appended: &[&[u8]], doc: &Automerge) -> Vec<u8> {
+pub fn stored_bytes(old: Option<&[u8]>, appended: &[impl AsRef<[u8]>], doc: &Automerge) -> Vec<u8> {
     let old = old.unwrap_or_default();
     match chunk_count(old) {
         Some(n) if n + appended.len() <= APPENDED_CHUNKS_MAX => {
-            let extra: usize = appended.iter().map(|c| c.len()).sum();
+            let extra: usize = appended.iter().map(|c| c.as_ref().len()).sum();
             let mut out = Vec::with_capacity(old.len() + extra);
             out.extend_from_slice(old);
             for c in appended {
-                out.extend_from_slice(c);
+                out.extend_from_slice(c.as_ref());
             }
             out
         }
@@ -214,7 +203,7 @@ mod tests {
         for i in 0..(CACHE_DOCS_MAX + 10) {
             cache.put(&format!("d{i}"), vec![i as u8], doc.clone());
         }
-        assert_eq!(cache.len(), CACHE_DOCS_MAX);
+        assert_eq!(cache.inner.lock().unwrap().map.len(), CACHE_DOCS_MAX);
         assert!(cache.take("d0", &[0]).is_none());
         let last = CACHE_DOCS_MAX + 9;
         assert!(cache.take(&format!("d{last}"), &[last as u8]).is_some());
