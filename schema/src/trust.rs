@@ -229,7 +229,8 @@ pub struct Standing {
 #[derive(Debug, Clone)]
 pub struct Registry {
     root: VerifyingKey,
-    records: BTreeMap<String, SignedRecord>,
+    /// Each record with its verified body, parsed once when it came in.
+    records: BTreeMap<String, (SignedRecord, RecordBody)>,
     keys: BTreeMap<[u8; 32], Standing>,
 }
 
@@ -250,6 +251,15 @@ impl Registry {
 
     /// Adds a record after verifying it. Returns whether it was new.
     pub fn insert(&mut self, record: SignedRecord) -> Result<bool, TrustError> {
+        // A record held already was verified when it came in; nodes see the whole registry
+        // again with every change to its document, so this skips a signature check per record.
+        if self
+            .records
+            .get(&record.id())
+            .is_some_and(|(r, _)| *r == record)
+        {
+            return Ok(false);
+        }
         let body = record.verify(&self.root)?;
         if self.records.contains_key(&record.id()) {
             return Ok(false);
@@ -258,7 +268,7 @@ impl Registry {
             return Err(TrustError::Full);
         }
         parse_key(body.node_key())?;
-        self.records.insert(record.id(), record);
+        self.records.insert(record.id(), (record, body));
         self.rebuild();
         Ok(true)
     }
@@ -269,10 +279,7 @@ impl Registry {
     fn rebuild(&mut self) {
         let mut keys: BTreeMap<[u8; 32], Standing> = BTreeMap::new();
         let mut revocations: BTreeMap<[u8; 32], Timestamp> = BTreeMap::new();
-        for record in self.records.values() {
-            let Ok(body) = serde_json::from_str::<RecordBody>(&record.body) else {
-                continue;
-            };
+        for (_, body) in self.records.values() {
             let Ok(key) = key_bytes(body.node_key()) else {
                 continue;
             };
@@ -285,23 +292,23 @@ impl Registry {
                     valid_until,
                     ..
                 } => {
-                    if keys.get(&key).is_none_or(|s| valid_from > s.valid_from) {
+                    if keys.get(&key).is_none_or(|s| *valid_from > s.valid_from) {
                         keys.insert(
                             key,
                             Standing {
-                                unit,
-                                unit_name,
-                                role,
-                                valid_from,
-                                valid_until,
+                                unit: unit.clone(),
+                                unit_name: unit_name.clone(),
+                                role: *role,
+                                valid_from: *valid_from,
+                                valid_until: *valid_until,
                                 revoked_at: None,
                             },
                         );
                     }
                 }
                 RecordBody::Revocation { revoked_at, .. } => {
-                    let r = revocations.entry(key).or_insert(revoked_at);
-                    *r = (*r).min(revoked_at);
+                    let r = revocations.entry(key).or_insert(*revoked_at);
+                    *r = (*r).min(*revoked_at);
                 }
             }
         }
@@ -315,7 +322,7 @@ impl Registry {
 
     /// Every record, in id order.
     pub fn records(&self) -> impl Iterator<Item = &SignedRecord> {
-        self.records.values()
+        self.records.values().map(|(r, _)| r)
     }
 
     /// The standing of a key.
@@ -481,6 +488,21 @@ mod tests {
             &other_root,
         );
         assert!(reg.insert(rec).is_err());
+    }
+
+    #[test]
+    fn a_held_record_is_not_new_and_a_tampered_copy_of_it_is_still_refused() {
+        // Why: a held record skips its signature check when it comes again (every registry
+        // change brings the whole registry); a copy with a changed body keeps the id, which is
+        // taken from the signature, and must not slip through that shortcut.
+        let mut reg = Registry::new(root().verifying_key());
+        let rec = enrol(1, "X1", Role::Commune);
+        assert_eq!(reg.insert(rec.clone()), Ok(true));
+        assert_eq!(reg.insert(rec.clone()), Ok(false));
+        let mut tampered = rec;
+        tampered.body = tampered.body.replace("commune", "province");
+        assert_eq!(reg.insert(tampered), Err(TrustError::BadRootSignature));
+        assert_eq!(reg.standing(&node(1)).map(|s| s.role), Some(Role::Commune));
     }
 
     #[test]

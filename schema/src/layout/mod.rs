@@ -71,17 +71,29 @@ pub(crate) fn put_kind(tx: &mut impl Transactable, kind: &str) -> Result<(), Lay
 
 /// Checks the `schema` and `kind` root keys.
 pub(crate) fn check_kind(doc: &impl ReadDoc, expected: &'static str) -> Result<(), LayoutError> {
-    let version = get_scalar(doc, &automerge::ROOT, "schema")
+    let version = get_scalar(doc, &automerge::ROOT, "schema");
+    let kind = get_scalar(doc, &automerge::ROOT, "kind");
+    check_kind_values(version.as_ref(), kind.as_ref(), expected)
+}
+
+/// Checks the values of the `schema` and `kind` root keys, however they were read.
+pub(crate) fn check_kind_values(
+    version: Option<&ScalarValue>,
+    kind: Option<&ScalarValue>,
+    expected: &'static str,
+) -> Result<(), LayoutError> {
+    let version = version
         .and_then(|s| s.as_i64())
         .ok_or_else(|| LayoutError::Field("schema".into()))?;
     if version > SCHEMA_VERSION {
         return Err(LayoutError::Version(version));
     }
-    let kind =
-        get_scalar(doc, &automerge::ROOT, "kind").and_then(|s| s.as_str().map(str::to_owned));
-    match kind {
+    match kind.and_then(|s| s.as_str()) {
         Some(k) if k == expected => Ok(()),
-        Some(found) => Err(LayoutError::Kind { expected, found }),
+        Some(found) => Err(LayoutError::Kind {
+            expected,
+            found: found.to_owned(),
+        }),
         None => Err(LayoutError::Field("kind".into())),
     }
 }
