@@ -110,10 +110,8 @@ pub fn read(doc: &impl ReadDoc) -> Result<DossierState, LayoutError> {
             "schema" => version = scalar(item.value.into()),
             "kind" => kind = scalar(item.value.into()),
             "header" => header = Some(Value::from(item.value)),
-            "events" => {
-                if item.value == automerge::ValueRef::Object(ObjType::List) {
-                    events = Some(item.id());
-                }
+            "events" if item.value == automerge::ValueRef::Object(ObjType::List) => {
+                events = Some(item.id());
             }
             _ => {}
         }
