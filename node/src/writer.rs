@@ -70,8 +70,11 @@ pub enum Command {
     PeerSeen {
         /// The peer's node key.
         peer: [u8; 32],
-        /// The peer's acknowledgement of this node's feed, if it gave one.
-        acked: Option<FeedMark>,
+        /// What the peer said of how far it holds this node's feed, if it said anything:
+        /// `Some(mark)` replaces the acknowledgement kept for it, and `Some(None)` forgets it
+        /// (the peer holds no valid position of this feed, e.g. it was restored from a backup,
+        /// so a bundle for it must start from the beginning).
+        acked: Option<Option<FeedMark>>,
         /// Set when the two just caught up with each other.
         caught_up: bool,
         /// Set when a connection was just established.
@@ -350,7 +353,7 @@ pub fn execute(
             connected,
         } => {
             let mut state = peers::read_in(apply.tx(), &peer)?;
-            if acked.is_some() {
+            if let Some(acked) = acked {
                 state.acked = acked;
             }
             if caught_up {
@@ -387,5 +390,63 @@ pub fn execute(
             }
             Ok(Reply::Done)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use motcua_schema::ids::UnitCode;
+    use motcua_schema::signed::actor_for;
+    use motcua_schema::trust::Role;
+
+    use super::*;
+
+    fn peer_seen(store: &Store, identity: &Identity, acked: Option<Option<FeedMark>>) {
+        let reference = Reference::load(store).unwrap();
+        let mut registry = Registry::new(SigningKey::from_bytes(&[9; 32]).verifying_key());
+        let tx = store.db().begin_write().unwrap();
+        {
+            let mut apply = Apply::new(&tx, &mut registry, store.doc_cache());
+            let ctx = Ctx {
+                identity,
+                reference: &reference,
+                now: Timestamp(1_000),
+            };
+            let command = Command::PeerSeen {
+                peer: [7; 32],
+                acked,
+                caught_up: false,
+                connected: true,
+            };
+            execute(&ctx, &mut apply, command).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_peer_acknowledgement_is_kept_replaced_and_forgotten_as_the_peer_says() {
+        // Why: `bundle export` starts after the peer's acknowledgement. A write that says
+        // nothing of it must keep it; a peer that holds no valid position of this feed (it was
+        // restored from a backup) must make this node forget it, or a bundle would skip
+        // changes the peer lost.
+        let store = Store::open_in_memory([1; 16]).unwrap();
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let identity = Identity {
+            actor: actor_for(&key.verifying_key(), [0; 8]),
+            key,
+            unit: UnitCode::new("X1").unwrap(),
+            role: Role::Commune,
+        };
+        let mark = FeedMark {
+            store_id: [1; 16],
+            upto: 42,
+        };
+        peer_seen(&store, &identity, Some(Some(mark)));
+        assert_eq!(store.peer_state(&[7; 32]).unwrap().acked, Some(mark));
+        peer_seen(&store, &identity, None);
+        assert_eq!(store.peer_state(&[7; 32]).unwrap().acked, Some(mark));
+        peer_seen(&store, &identity, Some(None));
+        assert_eq!(store.peer_state(&[7; 32]).unwrap().acked, None);
     }
 }

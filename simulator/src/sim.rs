@@ -1101,14 +1101,23 @@ impl Sim {
                         .as_mut()
                         .is_some_and(|c| c.bookkeeping[end.index()].caught_up_due(now));
                     if due {
-                        self.write_peer_seen(n, peer, true, false);
+                        self.write_peer_seen(n, peer, None, true, false);
                     }
                     if end == End::Remote && self.wait_for_sync[n] {
                         self.wait_for_sync[n] = false;
                     }
                 }
             }
-            Event::PeerHello { .. } => {}
+            Event::PeerHello { acked, .. } => {
+                // As the node's link: one write per connection, with the peer's acknowledgement
+                // of this node's feed.
+                if let Remote::Honest(n) = self.holder(l, end) {
+                    let peer = self.peer_key(l, end);
+                    let store_id = self.nodes[n].store_id;
+                    let acked = acked.map(|upto| FeedMark { store_id, upto });
+                    self.write_peer_seen(n, peer, Some(acked), false, true);
+                }
+            }
             Event::ReconcileDone(r) => {
                 let i = usize::from(!r.decoded || r.fell_back_to_feed);
                 self.metrics.reconciliations[i] += 1;
@@ -1278,13 +1287,20 @@ impl Sim {
         }
     }
 
-    fn write_peer_seen(&mut self, n: usize, peer: [u8; 32], caught_up: bool, connected: bool) {
+    fn write_peer_seen(
+        &mut self,
+        n: usize,
+        peer: [u8; 32],
+        acked: Option<Option<FeedMark>>,
+        caught_up: bool,
+        connected: bool,
+    ) {
         let wall = self.wall(n);
         let out = self.nodes[n].run_batch(
             wall,
             vec![Command::PeerSeen {
                 peer,
-                acked: None,
+                acked,
                 caught_up,
                 connected,
             }],
@@ -1466,10 +1482,6 @@ impl Sim {
             starts,
         });
         self.metrics.connections += 1;
-        self.write_peer_seen(0, remote_key, false, true);
-        if let Remote::Honest(n) = remote {
-            self.write_peer_seen(n, province_key, false, true);
-        }
         self.drive(l, End::Remote);
         self.drive(l, End::Province);
     }

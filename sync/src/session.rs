@@ -175,6 +175,11 @@ pub enum Event {
         feed_head: u64,
         /// Whether this node's checkpoint of it is valid.
         checkpoint_valid: bool,
+        /// How far the peer holds this node's feed: its durable checkpoint of it, sent in its
+        /// `Hello`, when that refers to this node's store and lies within this node's head
+        /// (`None` otherwise). The driver keeps it, so that a bundle cut for the peer later
+        /// carries only what came after.
+        acked: Option<u64>,
     },
     /// Verify and apply these envelopes, and store `checkpoint` (if any) in the same durable
     /// transaction; then call [`Session::applied`] with `batch`. Apply events must be handled in
@@ -843,8 +848,11 @@ impl Session {
         self.pull.peer_head = feed_head;
         // Serving: the peer's checkpoint is judged against the head this node put in its own
         // Hello, so both ends reach the same verdict from the same two messages.
-        if peer_store_id_seen == self.local.store_id && resume_from <= self.local.feed_head {
-            self.start_serving(resume_from);
+        let acked = (peer_store_id_seen == self.local.store_id
+            && resume_from <= self.local.feed_head)
+            .then_some(resume_from);
+        if let Some(from) = acked {
+            self.start_serving(from);
         }
         // Pulling.
         let valid = self
@@ -855,6 +863,7 @@ impl Session {
             store_id,
             feed_head,
             checkpoint_valid: valid.is_some(),
+            acked,
         });
         self.next_anti_entropy_at = self.config.anti_entropy_interval_ms.map(|i| now + i);
         if let Some(c) = valid {

@@ -45,8 +45,9 @@ pub async fn run(
     let shared = &inner.shared;
     let own_scope = super::scope_of(shared.identity.role, shared.identity.unit.as_str());
     let saved = shared.store.peer_state(&peer).map_err(|e| e.to_string())?;
+    let own_store_id = shared.store.store_id().map_err(|e| e.to_string())?;
     let local = Local {
-        store_id: shared.store.store_id().map_err(|e| e.to_string())?,
+        store_id: own_store_id,
         feed_head: shared.store.feed_head().map_err(|e| e.to_string())?,
         checkpoint: saved.checkpoint.map(|m| Checkpoint {
             peer_store_id: m.store_id,
@@ -65,15 +66,6 @@ pub async fn run(
     let mut switch = repl.link_switch(peer).subscribe();
     let mut epoch = shared.store_epoch.subscribe();
     let origin = format!("peer:{}", hex::encode(&peer[..8]));
-    let _ = inner
-        .writer
-        .submit(Command::PeerSeen {
-            peer,
-            acked: None,
-            caught_up: false,
-            connected: true,
-        })
-        .await;
     let mut base = session.stats();
     let mut bookkeeping = super::Bookkeeping::default();
     let mut unsaved_checkpoint: Option<Checkpoint> = None;
@@ -145,9 +137,25 @@ pub async fn run(
                     });
                 }
                 Event::PeerHello {
-                    checkpoint_valid, ..
+                    checkpoint_valid,
+                    acked,
+                    ..
                 } => {
-                    tracing::debug!(peer = %hex::encode(&peer[..4]), checkpoint_valid, "peer said hello");
+                    tracing::debug!(peer = %hex::encode(&peer[..4]), checkpoint_valid, ?acked, "peer said hello");
+                    // One write per connection: when it was made, and how far the peer holds
+                    // this node's feed (what `bundle export` skips).
+                    let _ = inner
+                        .writer
+                        .submit(Command::PeerSeen {
+                            peer,
+                            acked: Some(acked.map(|upto| FeedMark {
+                                store_id: own_store_id,
+                                upto,
+                            })),
+                            caught_up: false,
+                            connected: true,
+                        })
+                        .await;
                 }
                 Event::ReconcileDone(report) => {
                     tracing::info!(peer = %hex::encode(&peer[..4]), ?report, "reconciliation done");

@@ -243,6 +243,45 @@ fn cuts_at_any_message_boundary_lose_nothing_and_resend_nothing_held() {
     println!("{cuts} cuts; {} bytes in all", pair.total_bytes());
 }
 
+fn last_acked(pair: &Pair, end: End) -> Option<Option<u64>> {
+    events_of(pair, end).iter().rev().find_map(|e| match e {
+        Event::PeerHello { acked, .. } => Some(*acked),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_hello_tells_the_driver_how_far_the_peer_holds_its_feed() {
+    // Why: a bundle cut for a peer carries what came after the peer's last acknowledgement;
+    // the peer's checkpoint in its hello is that acknowledgement, and one about another store
+    // (or none) must not count.
+    let a_changes = changes("A", 1, 300);
+    let mut pair = Pair::new(store(1, &a_changes), all(), MemStore::new([2; 16]), all());
+    pair.run();
+    assert_eq!(
+        last_acked(&pair, End::A),
+        Some(None),
+        "a first meeting acknowledges nothing"
+    );
+    pair.cut_and_reconnect();
+    pair.run();
+    assert_eq!(last_acked(&pair, End::A), Some(Some(300)));
+    // A checkpoint of another store of A (A was restored and took a new id) is no ack.
+    let mut other = pair.b.checkpoint.expect("B kept a checkpoint of A");
+    other.peer_store_id = [9; 16];
+    let mut moved = Pair::with(
+        store(1, &a_changes),
+        all(),
+        None,
+        MemStore::new([2; 16]),
+        all(),
+        Some(other),
+        SessionConfig::default(),
+    );
+    moved.run();
+    assert_eq!(last_acked(&moved, End::A), Some(None));
+}
+
 #[test]
 fn a_driver_that_dies_before_applying_gets_the_batch_again() {
     // Why: a batch handed to the driver but not durably applied must not be counted as received.

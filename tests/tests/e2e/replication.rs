@@ -165,6 +165,35 @@ async fn intake_goes_on_while_the_province_is_down_and_everything_converges() {
                 || i["last_caught_up_at"].is_number()),
         "{peers}"
     );
+
+    // A bundle cut for the province starts after what the province acknowledged when it
+    // reconnected (its checkpoint of this commune's feed), not from the beginning; `--all`
+    // still writes everything. Why: a commune whose link fails for days carries only those
+    // days on the USB stick.
+    net.communes[0].kill();
+    let province_key = net.province.key().unwrap();
+    let export = |all: bool| {
+        let file = tmp.path().join(format!("c1-{all}.motcua"));
+        let mut args = vec!["bundle", "export", "--for", &province_key];
+        if all {
+            args.push("--all");
+        }
+        args.push(file.to_str().unwrap());
+        let out = net.communes[0].motcua(&args).unwrap();
+        let range = out
+            .split("vị trí ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or_else(|| panic!("no feed range in {out:?}"));
+        let (after, upto) = range.split_once("..").unwrap();
+        (after.parse::<u64>().unwrap(), upto.parse::<u64>().unwrap())
+    };
+    let (after, upto) = export(false);
+    assert!(
+        after > 0 && after < upto,
+        "incremental bundle covers {after}..{upto}"
+    );
+    assert_eq!(export(true), (0, upto));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
