@@ -474,6 +474,13 @@ fn run(cli: Cli) -> Result<()> {
                     "Đã nhập {} khung: {} thay đổi mới, {} đã có, {} chờ thay đổi trước, {} bị từ chối, {} không hợp lệ",
                     r.frames, c.stored, c.duplicate, c.pending, c.rejected, c.invalid
                 );
+                if let Some((held, after)) = r.gap {
+                    println!(
+                        "Lưu ý: gói này bắt đầu sau vị trí {after} của nút gửi, nhưng nút này mới giữ đến vị trí {held}: \
+                         có thể còn thiếu thay đổi ở giữa. Khi có mạng, hai nút sẽ tự bổ sung; nếu không có mạng, \
+                         hãy nhờ nút gửi xuất một gói đầy đủ (motcua bundle export --all)."
+                    );
+                }
                 match r.stopped {
                     Some(why) => bail!("{why}"),
                     None => Ok(()),

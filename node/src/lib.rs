@@ -17,3 +17,6 @@ pub mod setup;
 pub mod store;
 pub mod web;
 pub mod writer;
+
+#[cfg(test)]
+mod test_nodes;

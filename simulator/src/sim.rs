@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use ed25519_dalek::SigningKey;
 use motcua_node::commands::{CommandError, EventRequest, NewDossier, NewRating};
+use motcua_node::replication::bundle::{AfterBundle, checkpoint_after};
 use motcua_node::replication::source::Snapshot;
 use motcua_node::replication::{
     CONNECTION_STABLE_MS, DIAL_TIMEOUT_MS, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX,
@@ -2366,20 +2367,24 @@ impl Sim {
             }
         }
         let own = self.nodes[n].scope();
-        let continues = header.after == 0
-            || self.nodes[n]
-                .store()
-                .peer_state(&from_key)
-                .ok()
-                .and_then(|s| s.checkpoint)
-                .is_some_and(|m| m.store_id == header.store_id && m.upto >= header.after);
-        if reader.is_complete() && !stopped && header.scope == own && continues {
+        if reader.is_complete() && !stopped && header.scope == own {
             let source = header.node_key.unwrap_or(from_key);
-            let checkpoint = Checkpoint {
-                peer_store_id: header.store_id,
-                upto: header.upto,
-            };
-            self.import(n, Vec::new(), origin, Some((source, checkpoint)));
+            let held = self.nodes[n]
+                .store()
+                .peer_state(&source)
+                .ok()
+                .and_then(|s| s.checkpoint);
+            match checkpoint_after(&header, held) {
+                AfterBundle::Advance(mark) => {
+                    let checkpoint = Checkpoint {
+                        peer_store_id: mark.store_id,
+                        upto: mark.upto,
+                    };
+                    self.import(n, Vec::new(), origin, Some((source, checkpoint)));
+                }
+                AfterBundle::Gap { .. } => self.reject("bundle: starts past what the node holds"),
+                AfterBundle::Keep => {}
+            }
         }
     }
 

@@ -2,81 +2,20 @@
 //! ordinary change flow (here a bundle), the province keeps them, and a commune that later
 //! presents a different history is caught by the province's archive.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ed25519_dalek::SigningKey;
 use motcua_schema::audit::archive;
 use motcua_schema::audit::report::Report;
 use motcua_schema::audit::sig::{KeyCache, Mode};
 use motcua_schema::audit::verify::{Options, check_signatures, verify};
-use motcua_schema::dossier::{Applicant, Channel};
-use motcua_schema::ids::UnitCode;
-use motcua_schema::trust::{Role, SignedRecord};
+use motcua_schema::trust::Role;
 
 use super::export::{ExportOptions, export};
-use crate::commands::NewDossier;
-use crate::config::{DataDir, SyncConfig, generate_key, read_key};
+use crate::config::{generate_key, read_key};
 use crate::runtime::Node;
-use crate::setup::{ENROLMENT_BACKDATE_MS, InitOptions, Trust, enrolment, import_records, init};
-use crate::writer::{Command, clock_now};
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp(name: &str) -> Dir {
-    Dir(std::env::temp_dir().join(format!(
-        "motcua-audit-{name}-{}-{}",
-        std::process::id(),
-        crate::auth::random_secret()
-    )))
-}
-
-fn node(dir: &Path, unit: &str, role: Role, trust: Trust, key: Option<SigningKey>) -> Node {
-    init(InitOptions {
-        dir: DataDir::new(dir),
-        unit: UnitCode::new(unit).unwrap(),
-        unit_name: format!("Đơn vị {unit}"),
-        role,
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        trust,
-        admin_password: "mat-khau-kiem-toan".into(),
-        key,
-        sync: SyncConfig {
-            enabled: false,
-            ..SyncConfig::default()
-        },
-    })
-    .unwrap()
-}
-
-fn receive(node: &Node, n: u64) {
-    node.writer
-        .submit_blocking(
-            Command::CreateDossier {
-                req: NewDossier {
-                    procedure_code: "1.004873".into(),
-                    channel: Channel::Direct,
-                    applicant: Applicant {
-                        name: format!("Người thử {n}"),
-                        id_number: format!("{:012}", 1_000 + n),
-                        phone: String::new(),
-                        address: String::new(),
-                    },
-                    digitised: false,
-                    registered_only: false,
-                },
-                by: "tiepnhan".into(),
-            },
-            None,
-        )
-        .unwrap();
-}
+use crate::setup::{Trust, import_records};
+use crate::test_nodes::{commune, node, receive, temp};
+use crate::writer::Command;
 
 fn archive_of(node: &Node, dir: &Path) -> Vec<u8> {
     let path = dir.join("archive.bin");
@@ -89,35 +28,6 @@ fn check(bytes: &[u8], options: &Options) -> Report {
     verify(bytes, options, &mut |i| {
         check_signatures(i, &mut cache, Mode::Batch)
     })
-}
-
-/// A commune node for unit X1 with `key`, enrolled by the province's root.
-fn commune(
-    dir: &Path,
-    root: &SigningKey,
-    key: &SigningKey,
-    province_records: Vec<SignedRecord>,
-) -> (Node, SignedRecord) {
-    let now = clock_now();
-    let enrol = enrolment(
-        root,
-        &key.verifying_key(),
-        &UnitCode::new("X1").unwrap(),
-        "Xã X1",
-        Role::Commune,
-        now.plus_millis(-ENROLMENT_BACKDATE_MS),
-        now,
-    );
-    let mut records = province_records;
-    records.push(enrol.clone());
-    let trust = Trust::Existing {
-        root: root.verifying_key(),
-        records,
-    };
-    (
-        node(dir, "X1", Role::Commune, trust, Some(key.clone())),
-        enrol,
-    )
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use motcua_schema::signed::SignedChange;
-use motcua_sync::bundle::{BundleError, read_bundle, write_bundle};
+use motcua_sync::bundle::{BundleError, BundleHeader, read_bundle, write_bundle};
 use serde::Serialize;
 
 use super::scope_of;
@@ -48,6 +48,12 @@ pub struct BundleImportReport {
     pub changes: ImportReport,
     /// Why the import stopped early, if it did (the frames before it are applied).
     pub stopped: Option<String>,
+    /// `(held, after)` when the bundle starts after position `after` of its source's feed but
+    /// this node holds that feed only up to `held`: changes in between may be missing (the
+    /// source cut it from an acknowledgement this node no longer matches, e.g. after a restore).
+    /// Its changes are applied; the checkpoint does not move, so the next network session
+    /// fetches the gap, and a bundle cut with `--all` fills it without one.
+    pub gap: Option<(u64, u64)>,
 }
 
 /// Writes a bundle for peer `peer_key` (hex) to `path`.
@@ -168,31 +174,65 @@ pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
         && report.stopped.is_none()
         && header.scope == own_scope
         && let Some(source) = header.node_key
-        && (header.after == 0
-            || node
-                .shared
-                .store
-                .peer_state(&source)?
-                .checkpoint
-                .is_some_and(|m| m.store_id == header.store_id && m.upto >= header.after))
     {
-        let mark = FeedMark {
-            store_id: header.store_id,
-            upto: header.upto,
-        };
-        node.writer
-            .submit_blocking(
-                Command::Import {
-                    changes: Vec::new(),
-                    invalid: 0,
-                    origin,
-                    checkpoint: Some((source, mark)),
-                },
-                None,
-            )
-            .context("storing the bundle's checkpoint")?;
+        let held = node.shared.store.peer_state(&source)?.checkpoint;
+        match checkpoint_after(&header, held) {
+            AfterBundle::Gap { held, after } => report.gap = Some((held, after)),
+            AfterBundle::Keep => {}
+            AfterBundle::Advance(mark) => {
+                node.writer
+                    .submit_blocking(
+                        Command::Import {
+                            changes: Vec::new(),
+                            invalid: 0,
+                            origin,
+                            checkpoint: Some((source, mark)),
+                        },
+                        None,
+                    )
+                    .context("storing the bundle's checkpoint")?;
+            }
+        }
     }
     Ok(report)
+}
+
+/// What a complete bundle, cut for this node's scope, does to this node's checkpoint of its
+/// source (`held`). Shared with the simulator, which imports bundles as this module does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterBundle {
+    /// The bundle continues from what this node holds and goes further: the checkpoint moves
+    /// to its end, and the next network session resumes after it.
+    Advance(FeedMark),
+    /// The bundle ends at or before what this node holds (a late copy): nothing moves.
+    Keep,
+    /// The bundle starts at `after`, past what this node holds (`held`): nothing moves.
+    Gap {
+        /// How far this node holds the source's feed (0: not at all, for this store id).
+        held: u64,
+        /// Where the bundle starts.
+        after: u64,
+    },
+}
+
+/// See [`AfterBundle`].
+pub fn checkpoint_after(header: &BundleHeader, held: Option<FeedMark>) -> AfterBundle {
+    let held = held
+        .filter(|m| m.store_id == header.store_id)
+        .map_or(0, |m| m.upto);
+    if header.after > held {
+        AfterBundle::Gap {
+            held,
+            after: header.after,
+        }
+    } else if header.upto > held {
+        AfterBundle::Advance(FeedMark {
+            store_id: header.store_id,
+            upto: header.upto,
+        })
+    } else {
+        AfterBundle::Keep
+    }
 }
 
 fn describe(e: &BundleError) -> String {
@@ -208,5 +248,79 @@ fn describe(e: &BundleError) -> String {
         BundleError::Corrupt { frame } => format!(
             "khung {frame} của gói dữ liệu bị hỏng hoặc bị sửa; các khung trước đó đã được nhập ({e})"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use motcua_schema::trust::Role;
+
+    use super::*;
+    use crate::config::{generate_key, read_key};
+    use crate::setup::{Trust, import_records};
+    use crate::test_nodes::{commune, node, receive, temp};
+
+    #[test]
+    fn a_bundle_that_skips_what_this_node_lacks_says_so_and_leaves_the_checkpoint() {
+        // Why: a bundle starts after the receiver's last acknowledgement; a receiver that lost
+        // changes since (restored from a backup while offline) must be told that the bundle
+        // leaves a gap, and must not record a checkpoint over it.
+        let (pdir, xdir) = (temp("bundle-p"), temp("bundle-x"));
+        let province = node(&pdir.0, "P", Role::Province, Trust::NewRoot, None);
+        let root = read_key(&pdir.0.join("root.key")).unwrap();
+        let records = province.shared.store.trust_records().unwrap();
+        let (x1, enrol) = commune(&xdir.0, &root, &generate_key(), records);
+        import_records(&province, vec![enrol]).unwrap();
+        let province_key = province.shared.identity.key.verifying_key();
+        for n in 0..3 {
+            receive(&x1, n);
+        }
+        let whole = xdir.0.join("whole.motcua");
+        let first = export(&x1, &hex::encode(province_key.as_bytes()), false, &whole).unwrap();
+        assert_eq!(first.after, 0, "nothing acknowledged yet");
+        // The province said, in a hello, that it holds X1's feed this far; it did not, or it
+        // lost it since.
+        x1.writer
+            .submit_blocking(
+                Command::PeerSeen {
+                    peer: *province_key.as_bytes(),
+                    acked: Some(Some(FeedMark {
+                        store_id: x1.shared.store.store_id().unwrap(),
+                        upto: first.upto,
+                    })),
+                    caught_up: false,
+                    connected: true,
+                },
+                None,
+            )
+            .unwrap();
+        receive(&x1, 3);
+        let newer = xdir.0.join("newer.motcua");
+        let second = export(&x1, &hex::encode(province_key.as_bytes()), false, &newer).unwrap();
+        assert_eq!(
+            second.after, first.upto,
+            "the bundle starts after the acknowledgement"
+        );
+
+        let source = *x1.shared.identity.key.verifying_key().as_bytes();
+        let checkpoint = || {
+            province
+                .shared
+                .store
+                .peer_state(&source)
+                .unwrap()
+                .checkpoint
+        };
+        let r = import(&province, &newer).unwrap();
+        assert_eq!(r.gap, Some((0, first.upto)));
+        assert_eq!(checkpoint(), None, "no checkpoint over the gap");
+        // The whole bundle fills the gap; then the newer one continues from it.
+        assert_eq!(import(&province, &whole).unwrap().gap, None);
+        assert_eq!(checkpoint().map(|m| m.upto), Some(first.upto));
+        assert_eq!(import(&province, &newer).unwrap().gap, None);
+        assert_eq!(checkpoint().map(|m| m.upto), Some(second.upto));
+        // A late copy of the older bundle does not move the checkpoint back.
+        assert_eq!(import(&province, &whole).unwrap().gap, None);
+        assert_eq!(checkpoint().map(|m| m.upto), Some(second.upto));
     }
 }
