@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use ed25519_dalek::SigningKey;
 use motcua_node::commands::{CommandError, EventRequest, NewDossier, NewRating};
-use motcua_node::replication::bundle::{AfterBundle, checkpoint_after};
+use motcua_node::replication::bundle::{AfterBundle, checkpoint_after, start_after};
 use motcua_node::replication::source::Snapshot;
 use motcua_node::replication::{
     CONNECTION_STABLE_MS, DIAL_TIMEOUT_MS, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX,
@@ -2261,10 +2261,7 @@ impl Sim {
             };
             let to_key = *self.nodes[to].key.verifying_key().as_bytes();
             // As `motcua bundle export`: after what the peer acknowledged, else everything.
-            let after = match store.peer_state(&to_key).ok().and_then(|s| s.acked) {
-                Some(mark) if mark.store_id == node.store_id => mark.upto,
-                _ => 0,
-            };
+            let after = start_after(store, &to_key, node.store_id).unwrap_or(0);
             let snap = LazySnap::new(store, node.store_id, node.feed_seen);
             let Ok((mut bytes, _)) = bundle_bytes(&snap, &scope, after, Some(from_key)) else {
                 self.reject("bundle: export failed");

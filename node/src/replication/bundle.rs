@@ -19,6 +19,7 @@ use super::source::Snapshot;
 use crate::config::parse_public_key;
 use crate::runtime::Node;
 use crate::store::peers::FeedMark;
+use crate::store::{Store, StoreError};
 use crate::writer::{Command, ImportReport, Reply};
 
 /// Largest bundle file read into memory, in bytes (a province's year is a few hundred MB).
@@ -69,9 +70,10 @@ pub fn export(node: &Node, peer_key: &str, all: bool, path: &Path) -> Result<Exp
         scope_of(standing.role, standing.unit.as_str())
     };
     let store_id = node.shared.store.store_id()?;
-    let after = match node.shared.store.peer_state(&peer)?.acked {
-        Some(mark) if !all && mark.store_id == store_id => mark.upto,
-        _ => 0,
+    let after = if all {
+        0
+    } else {
+        start_after(&node.shared.store, &peer, store_id)?
     };
     let snapshot = Snapshot::new(&node.shared.store).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tmp = path.with_extension("partial");
@@ -195,6 +197,16 @@ pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
         }
     }
     Ok(report)
+}
+
+/// Where a bundle for `peer` starts in the feed of the store `store_id`: after the peer's
+/// acknowledgement of it, or at the beginning when the peer acknowledged nothing of this store.
+/// Shared with the simulator, which cuts bundles as `export` does.
+pub fn start_after(store: &Store, peer: &[u8; 32], store_id: [u8; 16]) -> Result<u64, StoreError> {
+    Ok(match store.peer_state(peer)?.acked {
+        Some(mark) if mark.store_id == store_id => mark.upto,
+        _ => 0,
+    })
 }
 
 /// What a complete bundle, cut for this node's scope, does to this node's checkpoint of its
