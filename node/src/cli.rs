@@ -226,7 +226,8 @@ enum PeerCmd {
 
 #[derive(Subcommand)]
 enum BundleCmd {
-    /// Write what a peer lacks (by its last acknowledgement) to FILE; the node must be stopped.
+    /// Write what a peer lacks to FILE (for the province: after its last acknowledgement; for a
+    /// commune: everything in its scope); the node must be stopped.
     Export {
         #[arg(long, env = "MOTCUA_DATA_DIR", default_value = "motcua-data")]
         data_dir: PathBuf,

@@ -2261,7 +2261,7 @@ impl Sim {
             };
             let to_key = *self.nodes[to].key.verifying_key().as_bytes();
             // As `motcua bundle export`: after what the peer acknowledged, else everything.
-            let after = start_after(store, &to_key, node.store_id).unwrap_or(0);
+            let after = start_after(store, &to_key, &scope, node.store_id).unwrap_or(0);
             let snap = LazySnap::new(store, node.store_id, node.feed_seen);
             let Ok((mut bytes, _)) = bundle_bytes(&snap, &scope, after, Some(from_key)) else {
                 self.reject("bundle: export failed");

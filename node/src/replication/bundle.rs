@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use motcua_schema::signed::SignedChange;
+use motcua_sync::Scope;
 use motcua_sync::bundle::{BundleError, BundleHeader, read_bundle, write_bundle};
 use serde::Serialize;
 
@@ -73,7 +74,7 @@ pub fn export(node: &Node, peer_key: &str, all: bool, path: &Path) -> Result<Exp
     let after = if all {
         0
     } else {
-        start_after(&node.shared.store, &peer, store_id)?
+        start_after(&node.shared.store, &peer, &scope, store_id)?
     };
     let snapshot = Snapshot::new(&node.shared.store).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tmp = path.with_extension("partial");
@@ -199,10 +200,24 @@ pub fn import(node: &Node, path: &Path) -> Result<BundleImportReport> {
     Ok(report)
 }
 
-/// Where a bundle for `peer` starts in the feed of the store `store_id`: after the peer's
-/// acknowledgement of it, or at the beginning when the peer acknowledged nothing of this store.
-/// Shared with the simulator, which cuts bundles as `export` does.
-pub fn start_after(store: &Store, peer: &[u8; 32], store_id: [u8; 16]) -> Result<u64, StoreError> {
+/// Where a bundle for `peer`, whose scope is `scope`, starts in the feed of the store
+/// `store_id`: after the peer's acknowledgement of it, or at the beginning when the peer
+/// acknowledged nothing of this store.
+///
+/// Only a peer that receives everything (the province, an auditor) gets a bundle that starts
+/// after its acknowledgement. A commune's scope grows when a dossier is transferred to it, and
+/// that dossier's earlier changes lie behind the acknowledgement, out of scope when the peer
+/// read past them: a bundle that skipped them would leave the transferred dossier waiting for
+/// them until the link returns. Shared with the simulator, which cuts bundles as `export` does.
+pub fn start_after(
+    store: &Store,
+    peer: &[u8; 32],
+    scope: &Scope,
+    store_id: [u8; 16],
+) -> Result<u64, StoreError> {
+    if *scope != Scope::All {
+        return Ok(0);
+    }
     Ok(match store.peer_state(peer)?.acked {
         Some(mark) if mark.store_id == store_id => mark.upto,
         _ => 0,
@@ -334,5 +349,29 @@ mod tests {
         // A late copy of the older bundle does not move the checkpoint back.
         assert_eq!(import(&province, &whole).unwrap().gap, None);
         assert_eq!(checkpoint().map(|m| m.upto), Some(second.upto));
+
+        // A bundle for a commune starts from the beginning whatever it acknowledged: its scope
+        // grows with every dossier transferred to it, whose earlier changes lie behind the
+        // acknowledgement.
+        let x1_key = x1.shared.identity.key.verifying_key();
+        province
+            .writer
+            .submit_blocking(
+                Command::PeerSeen {
+                    peer: *x1_key.as_bytes(),
+                    acked: Some(Some(FeedMark {
+                        store_id: province.shared.store.store_id().unwrap(),
+                        upto: 2,
+                    })),
+                    caught_up: false,
+                    connected: true,
+                },
+                None,
+            )
+            .unwrap();
+        let for_x1 = pdir.0.join("for-x1.motcua");
+        let to_commune =
+            export(&province, &hex::encode(x1_key.as_bytes()), false, &for_x1).unwrap();
+        assert_eq!(to_commune.after, 0);
     }
 }
