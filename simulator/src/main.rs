@@ -10,15 +10,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use motcua_simulator::scenario::Scenario;
+use motcua_simulator::{replay_command, report, run};
 
 /// The simulator allocates and frees small buffers for every message, page and document it
 /// handles; mimalloc made the benchmark run 7% faster than the system allocator (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use motcua_simulator::scenario::Scenario;
-use motcua_simulator::{replay_command, report, run};
 
 #[derive(Parser)]
 #[command(

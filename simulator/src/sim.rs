@@ -20,8 +20,8 @@ use motcua_node::commands::{CommandError, EventRequest, NewDossier, NewRating};
 use motcua_node::replication::bundle::{AfterBundle, checkpoint_after, start_after};
 use motcua_node::replication::source::Snapshot;
 use motcua_node::replication::{
-    CONNECTION_STABLE_MS, DIAL_TIMEOUT_MS, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX,
-    REDIAL_BACKOFF_MS_MIN, scope_of,
+    CONNECTION_STABLE_MS, DIAL_TIMEOUT_MS, FeedStart, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX,
+    REDIAL_BACKOFF_MS_MIN, scope_of, start_session,
 };
 use motcua_node::store::Store;
 use motcua_node::store::peers::FeedMark;
@@ -1402,21 +1402,20 @@ impl Sim {
             .check_key(&peer, self.wall(n))
             .map_err(|e| e.reason().to_owned())?;
         let peer_scope = scope_of(standing.role, standing.unit.as_str());
-        let saved = store.peer_state(&peer).map_err(|e| e.to_string())?;
-        let local = Local {
+        let start = FeedStart {
             store_id: node.store_id,
             feed_head: node.feed_seen,
-            checkpoint: saved.checkpoint.map(|m| Checkpoint {
-                peer_store_id: m.store_id,
-                upto: m.upto,
-            }),
-            scope: node.scope(),
         };
-        let mut session = Session::new(self.session_config.clone(), local, peer_scope, self.now);
-        if store.has_pending().map_err(|e| e.to_string())? {
-            session.want_reconcile();
-        }
-        Ok(session)
+        start_session(
+            store,
+            &peer,
+            start,
+            node.scope(),
+            peer_scope,
+            self.session_config.clone(),
+            self.now,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn on_established(&mut self, l: usize) {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use motcua_schema::signed::SignedChange;
 use motcua_sync::wire::MESSAGE_SIZE_BYTES_MAX;
-use motcua_sync::{ApplyReport, Checkpoint, Event, Local, Scope, Session};
+use motcua_sync::{ApplyReport, Checkpoint, Event, Scope, Session};
 use tokio::sync::mpsc;
 
 use super::source::Snapshot;
@@ -44,22 +44,22 @@ pub async fn run(
     };
     let shared = &inner.shared;
     let own_scope = super::scope_of(shared.identity.role, shared.identity.unit.as_str());
-    let saved = shared.store.peer_state(&peer).map_err(|e| e.to_string())?;
     let own_store_id = shared.store.store_id().map_err(|e| e.to_string())?;
-    let local = Local {
+    let start = super::FeedStart {
         store_id: own_store_id,
         feed_head: shared.store.feed_head().map_err(|e| e.to_string())?,
-        checkpoint: saved.checkpoint.map(|m| Checkpoint {
-            peer_store_id: m.store_id,
-            upto: m.upto,
-        }),
-        scope: own_scope,
     };
     let config = super::session_config(Some(ANTI_ENTROPY_INTERVAL_MS));
-    let mut session = Session::new(config, local, peer_scope, repl.now_ms());
-    if shared.store.has_pending().map_err(|e| e.to_string())? {
-        session.want_reconcile();
-    }
+    let mut session = super::start_session(
+        &shared.store,
+        &peer,
+        start,
+        own_scope,
+        peer_scope,
+        config,
+        repl.now_ms(),
+    )
+    .map_err(|e| e.to_string())?;
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD_FRAMES_MAX);
     let reader = tokio::spawn(read_frames(recv, frames_tx));
     let mut feed = shared.feed.subscribe();

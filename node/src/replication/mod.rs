@@ -106,6 +106,46 @@ pub fn session_config(anti_entropy_interval_ms: Option<u64>) -> motcua_sync::Ses
     }
 }
 
+/// Where this node's store stands as a session opens: its store id and the feed head it
+/// announces (the simulator's head is what its tracker has seen committed).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedStart {
+    /// The store id.
+    pub store_id: [u8; 16],
+    /// The feed head.
+    pub feed_head: u64,
+}
+
+/// Opens a session with `peer` as every driver (the node's link, the simulator) must: from the
+/// checkpoint this store keeps of the peer's feed, and reconciling at once when the store holds
+/// changes pending their dependencies, which may lie behind that checkpoint (the history of a
+/// dossier transferred here after the feed passed it).
+pub fn start_session(
+    store: &crate::store::Store,
+    peer: &[u8; 32],
+    start: FeedStart,
+    own_scope: Scope,
+    peer_scope: Scope,
+    config: motcua_sync::SessionConfig,
+    now_ms: u64,
+) -> Result<motcua_sync::Session, crate::store::StoreError> {
+    let saved = store.peer_state(peer)?;
+    let local = motcua_sync::Local {
+        store_id: start.store_id,
+        feed_head: start.feed_head,
+        checkpoint: saved.checkpoint.map(|m| motcua_sync::Checkpoint {
+            peer_store_id: m.store_id,
+            upto: m.upto,
+        }),
+        scope: own_scope,
+    };
+    let mut session = motcua_sync::Session::new(config, local, peer_scope, now_ms);
+    if store.has_pending()? {
+        session.want_reconcile();
+    }
+    Ok(session)
+}
+
 /// What the status pages and the API show about one peer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PeerStatus {
