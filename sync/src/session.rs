@@ -965,8 +965,13 @@ impl Session {
                 self.serve.rescan_at = Some(now);
                 break;
             }
-            scans += 1;
             let after = self.serve.scan_cursor;
+            // Nothing follows the head: asking the store would cost it a read snapshot, and
+            // this runs on every message and timer of an idle link.
+            if after >= store.feed_head() {
+                break;
+            }
+            scans += 1;
             let (entries, scanned) = store.feed_after(
                 after,
                 &self.peer_scope,

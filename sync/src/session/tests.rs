@@ -171,6 +171,113 @@ fn idle_sync_of_a_million_changes_is_one_round_trip_under_2_kb() {
     assert!(bytes <= 2048);
 }
 
+/// A store that counts how often the session reads its feed.
+struct CountingStore<'a> {
+    inner: &'a VirtualStore,
+    feed_reads: std::cell::Cell<u64>,
+}
+
+impl ChangeStore for CountingStore<'_> {
+    fn store_id(&self) -> [u8; 16] {
+        self.inner.store_id()
+    }
+    fn feed_head(&self) -> u64 {
+        self.inner.feed_head()
+    }
+    fn feed_after(
+        &self,
+        after: u64,
+        scope: &Scope,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<(Vec<FeedEntry>, u64), StoreError> {
+        self.feed_reads.set(self.feed_reads.get() + 1);
+        self.inner.feed_after(after, scope, count_max, bytes_max)
+    }
+    fn has_short(&self, short: &[u8; 8]) -> Result<bool, StoreError> {
+        self.inner.has_short(short)
+    }
+    fn envelope(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.envelope(hash)
+    }
+    fn for_each_hash(
+        &self,
+        scope: &Scope,
+        upto: u64,
+        f: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<(), StoreError> {
+        self.inner.for_each_hash(scope, upto, f)
+    }
+}
+
+#[test]
+fn an_idle_link_does_not_read_the_feed() {
+    // Why: every message and timer pumps the session, and on a node a feed read costs a read
+    // snapshot of the store; a link with nothing new (pings every 15 s, all day) must not pay
+    // it. Both ends start at each other's head and exchange pings for ten minutes.
+    let (a, b) = (
+        VirtualStore {
+            id: [1; 16],
+            head: 500,
+        },
+        VirtualStore {
+            id: [2; 16],
+            head: 700,
+        },
+    );
+    let local = |me: &VirtualStore, peer: &VirtualStore| Local {
+        store_id: me.id,
+        feed_head: me.head,
+        checkpoint: Some(Checkpoint {
+            peer_store_id: peer.id,
+            upto: peer.head,
+        }),
+        scope: Scope::All,
+    };
+    let stores = [
+        CountingStore {
+            inner: &a,
+            feed_reads: std::cell::Cell::new(0),
+        },
+        CountingStore {
+            inner: &b,
+            feed_reads: std::cell::Cell::new(0),
+        },
+    ];
+    let mut sessions = [
+        Session::new(SessionConfig::default(), local(&a, &b), Scope::All, 0),
+        Session::new(SessionConfig::default(), local(&b, &a), Scope::All, 0),
+    ];
+    let mut now = 0;
+    let mut pings = 0;
+    while now < 10 * 60_000 {
+        for i in 0..2 {
+            while let Some(m) = sessions[i].poll_transmit() {
+                pings += u64::from(matches!(m, Message::Ping { .. }));
+                let bytes = m.encode().unwrap();
+                sessions[1 - i].handle_bytes(now + 50, &bytes, &stores[1 - i]);
+            }
+        }
+        now = sessions
+            .iter()
+            .filter_map(Session::poll_timeout)
+            .min()
+            .expect("a live session has a timer")
+            .max(now + 1);
+        for i in 0..2 {
+            if sessions[i].poll_timeout().is_some_and(|t| t <= now) {
+                sessions[i].handle_timeout(now, &stores[i]);
+            }
+        }
+    }
+    assert!(pings >= 10, "the link stayed idle but alive: {pings} pings");
+    for (s, store) in sessions.iter_mut().zip(&stores) {
+        assert!(!s.is_closed());
+        assert!(!std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::Failed { .. })));
+        assert_eq!(store.feed_reads.get(), 0, "an idle session read the feed");
+    }
+}
+
 #[test]
 fn catch_up_of_realistic_changes_stays_within_the_byte_ratio() {
     // Why: DESIGN.md's catch-up target: bytes on the wire / (raw change bytes + signatures)
