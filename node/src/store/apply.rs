@@ -16,6 +16,8 @@
 //! Every check happens before any write for that change, so a refused change leaves nothing
 //! behind but its line in the reject log.
 
+use std::cell::RefCell;
+
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use motcua_schema::ids::{DocId, UnitCode};
 use motcua_schema::layout;
@@ -74,6 +76,10 @@ pub struct Apply<'t> {
     registry: &'t mut Registry,
     docs: &'t DocCache,
     own_key: Option<[u8; 32]>,
+    /// The id and stored bytes of the document loaded last, so that storing its next state
+    /// appends to those bytes without reading them again. Only `save_and_derive` writes
+    /// documents, and it takes this when it stores that id, so the bytes are the stored ones.
+    loaded: RefCell<Option<(String, Vec<u8>)>>,
     /// Effects accumulated over the transaction.
     pub effects: Effects,
 }
@@ -89,6 +95,16 @@ struct RejectRecord<'a> {
     message: &'a str,
 }
 
+/// What a change's scope is judged against.
+#[derive(Clone, Copy)]
+enum Judged<'a> {
+    /// The document's stored state: for a dossier, its stored summary.
+    Stored(Option<&'a DossierSummary>),
+    /// The document it joins: a pending change released by a change of this batch is judged
+    /// against it, since the summary is only saved after the pending changes are drained.
+    Joining(&'a Automerge),
+}
+
 impl<'t> Apply<'t> {
     /// Binds the pipeline to a write transaction, the node's registry and the store's document
     /// cache (`Store::doc_cache`).
@@ -102,6 +118,7 @@ impl<'t> Apply<'t> {
             registry,
             docs,
             own_key: None,
+            loaded: RefCell::new(None),
             effects: Effects::default(),
         }
     }
@@ -199,7 +216,13 @@ impl<'t> Apply<'t> {
                 doc
             }
         };
-        if let Err(reject) = self.authorize(signed, change_time, None) {
+        // The dossier's stored summary: the scope check reads its transfers, and the derive
+        // step compares the new summary with it.
+        let prior = match signed.doc_id() {
+            DocId::Dossier(code) => self.summary(code.as_str())?,
+            _ => None,
+        };
+        if let Err(reject) = self.authorize(signed, change_time, Judged::Stored(prior.as_ref())) {
             return self.reject(signed, origin, now, reject.reason, reject.message);
         }
         if !is_local {
@@ -209,7 +232,7 @@ impl<'t> Apply<'t> {
         let pos = self.store_envelope(signed)?;
         let mut appended = vec![signed.raw_change().to_vec()];
         self.drain_pending(&doc_text, &mut doc, now, &mut appended)?;
-        self.save_and_derive(signed.doc_id(), doc, &appended)?;
+        self.save_and_derive(signed.doc_id(), doc, &appended, prior)?;
         Ok(Applied::Stored(pos))
     }
 
@@ -224,25 +247,20 @@ impl<'t> Apply<'t> {
         Ok(())
     }
 
-    /// Scope check against the document's current state: the stored summary, or `doc` when
-    /// given (a pending change released by a change of this batch is judged against the document
-    /// it joins, whose summary is only saved after the pending changes are drained).
+    /// Scope check against the document's current state (see [`Judged`]).
     fn authorize(
         &self,
         signed: &SignedChange,
         at: Timestamp,
-        doc: Option<&Automerge>,
+        state: Judged<'_>,
     ) -> Result<(), Reject> {
-        let transfers: Vec<UnitCode> = match (signed.doc_id(), doc) {
-            (DocId::Dossier(_), Some(doc)) => layout::dossier::read(doc)
+        let transfers: Vec<UnitCode> = match (signed.doc_id(), state) {
+            (DocId::Dossier(_), Judged::Joining(doc)) => layout::dossier::read(doc)
                 .map(|s| s.transfers)
                 .unwrap_or_default(),
-            (DocId::Dossier(code), None) => self
-                .summary(code.as_str())
-                .ok()
-                .flatten()
-                .map(|s| s.transfers)
-                .unwrap_or_default(),
+            (DocId::Dossier(_), Judged::Stored(summary)) => {
+                summary.map(|s| s.transfers.clone()).unwrap_or_default()
+            }
             _ => Vec::new(),
         };
         self.registry
@@ -261,12 +279,12 @@ impl<'t> Apply<'t> {
         let Some(stored) = docs.get(doc_text)? else {
             return Ok(None);
         };
-        if let Some(doc) = self.docs.take(doc_text, stored.value()) {
-            return Ok(Some(doc));
-        }
-        Automerge::load(stored.value())
-            .map(Some)
-            .map_err(|e| corrupt("document", e))
+        let doc = match self.docs.take(doc_text, stored.value()) {
+            Some(doc) => doc,
+            None => Automerge::load(stored.value()).map_err(|e| corrupt("document", e))?,
+        };
+        *self.loaded.borrow_mut() = Some((doc_text.to_owned(), stored.value().to_vec()));
+        Ok(Some(doc))
     }
 
     /// Stores the envelope, indexes it by document and (actor, seq), and appends it to the feed.
@@ -335,7 +353,7 @@ impl<'t> Apply<'t> {
                     .remove(doc_text, &hash)?;
                 progressed = true;
                 let at = Timestamp(signed.change().timestamp().saturating_mul(1000));
-                if let Err(reject) = self.authorize(&signed, at, Some(doc)) {
+                if let Err(reject) = self.authorize(&signed, at, Judged::Joining(doc)) {
                     // It was stored while its scope could not be judged; it stays stored as
                     // evidence but never enters the document.
                     self.log_reject(&signed, "pending", now, reject.reason, &reject.message)?;
@@ -352,34 +370,52 @@ impl<'t> Apply<'t> {
     }
 
     /// Stores the document, which took in the change chunks `appended` since it was stored, and
-    /// updates everything derived from it; the document then goes to the cache.
+    /// updates everything derived from it (`prior`: a dossier's stored summary); the document
+    /// then goes to the cache.
     fn save_and_derive(
         &mut self,
         doc_id: &DocId,
         doc: Automerge,
         appended: &[Vec<u8>],
+        prior: Option<DossierSummary>,
     ) -> Result<(), StoreError> {
         let text = doc_id.to_string();
+        let loaded = self.loaded.take();
         let bytes = {
             let mut docs = self.tx.open_table(DOCS)?;
-            let bytes = {
-                let old = docs.get(text.as_str())?;
-                doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), appended, &doc)
+            let bytes = match loaded {
+                Some((id, old)) if id == text => {
+                    doc_cache::stored_bytes(Some(&old), appended, &doc)
+                }
+                other => {
+                    // Another document's bytes stay valid: it was not written.
+                    *self.loaded.borrow_mut() = other;
+                    let old = docs.get(text.as_str())?;
+                    doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), appended, &doc)
+                }
             };
             docs.insert(text.as_str(), bytes.as_slice())?;
             bytes
         };
-        self.derive(doc_id, &text, &doc)?;
+        self.derive(doc_id, &text, &doc, prior)?;
         self.docs.put(&text, bytes, doc);
         Ok(())
     }
 
     /// Updates the summary, indexes, counters, ratings, registry or witnessed checkpoints a
     /// document's new state implies.
-    fn derive(&mut self, doc_id: &DocId, text: &str, doc: &Automerge) -> Result<(), StoreError> {
+    fn derive(
+        &mut self,
+        doc_id: &DocId,
+        text: &str,
+        doc: &Automerge,
+        prior: Option<DossierSummary>,
+    ) -> Result<(), StoreError> {
         match doc_id {
             DocId::Dossier(code) => match layout::dossier::read(doc) {
-                Ok(state) => self.put_summary(code.as_str(), &DossierSummary::from(&state))?,
+                Ok(state) => {
+                    self.put_summary(code.as_str(), prior, &DossierSummary::from(&state))?
+                }
                 Err(e) => {
                     tracing::warn!(doc = %text, error = %e, "stored dossier change but cannot read the document")
                 }
@@ -422,13 +458,17 @@ impl<'t> Apply<'t> {
         v.map(|t| decode_json("summary", &t)).transpose()
     }
 
-    /// Replaces a dossier's summary and moves its index entries and counters.
+    /// Replaces a dossier's summary, `old` as stored, and moves its index entries and counters.
     ///
     /// Only the index rows and counters whose key changed are written: most lifecycle steps
     /// change the status and little else, and every table a transaction touches costs its
     /// commit a copy of the pages on the path to the row.
-    fn put_summary(&mut self, code: &str, new: &DossierSummary) -> Result<(), StoreError> {
-        let old = self.summary(code)?;
+    fn put_summary(
+        &mut self,
+        code: &str,
+        old: Option<DossierSummary>,
+        new: &DossierSummary,
+    ) -> Result<(), StoreError> {
         if old.as_ref() == Some(new) {
             return Ok(());
         }
