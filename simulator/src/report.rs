@@ -31,6 +31,25 @@ pub struct LinkTraffic {
     pub connections: u64,
 }
 
+/// What the nodes of one role wrote to their disks. Deterministic, unlike the wall time, so a
+/// change to the store's layout can be compared between runs by the bytes each commit writes;
+/// on a real node those bytes are disk wear and fsync time.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskUse {
+    /// `province`, `communes` or `auditor`.
+    pub role: &'static str,
+    /// Nodes of the role.
+    pub nodes: usize,
+    /// Bytes the stores wrote (since each disk was last replaced by a restore).
+    pub bytes_written: u64,
+    /// Syncs, one per durable commit.
+    pub syncs: u64,
+    /// Bytes written per sync.
+    pub bytes_per_sync: u64,
+    /// Size of the images at the end, summed over the role's nodes.
+    pub image_bytes: u64,
+}
+
 /// A distribution's summary, in seconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Distribution {
@@ -102,6 +121,8 @@ pub struct Outcome {
     pub reconciliations: [u64; 2],
     /// Write transactions committed, by purpose.
     pub commits: BTreeMap<String, u64>,
+    /// Disk writes by role.
+    pub disks: Vec<DiskUse>,
     /// Seconds from the last heal to convergence.
     pub convergence_after_last_heal_s: Option<f64>,
     /// Convergence after each heal.
@@ -177,6 +198,7 @@ pub fn outcome(sim: &mut Sim, checks: Vec<Check>, wall_s: f64) -> Outcome {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect(),
+        disks: disk_use(sim),
         convergence_after_last_heal_s: sim
             .metrics
             .converged_at
@@ -191,8 +213,40 @@ pub fn outcome(sim: &mut Sim, checks: Vec<Check>, wall_s: f64) -> Outcome {
     }
 }
 
+fn disk_use(sim: &Sim) -> Vec<DiskUse> {
+    [
+        (Kind::Province, "province"),
+        (Kind::Commune, "communes"),
+        (Kind::Auditor, "auditor"),
+    ]
+    .into_iter()
+    .filter_map(|(kind, role)| {
+        let stats: Vec<_> = sim
+            .nodes
+            .iter()
+            .filter(|n| n.kind == kind)
+            .map(|n| n.disk.stats())
+            .collect();
+        if stats.is_empty() {
+            return None;
+        }
+        let bytes_written = stats.iter().map(|d| d.bytes_written).sum();
+        let syncs = stats.iter().map(|d| d.syncs).sum();
+        Some(DiskUse {
+            role,
+            nodes: stats.len(),
+            bytes_written,
+            syncs,
+            bytes_per_sync: bytes_written.checked_div(syncs).unwrap_or(0),
+            image_bytes: stats.iter().map(|d| d.size_bytes).sum(),
+        })
+    })
+    .collect()
+}
+
 fn bytes(n: u64) -> String {
     match n {
+        n if n >= 10 << 30 => format!("{} GB", n >> 30),
         n if n >= 10 << 20 => format!("{} MB", n >> 20),
         n if n >= 10 << 10 => format!("{} KB", n >> 10),
         n => format!("{n} B"),
@@ -232,6 +286,19 @@ pub fn text(o: &Outcome, replay: &str) -> String {
     let _ = writeln!(s, "  faults injected: {:?}", o.faults);
     let _ = writeln!(s, "  rejects by reason: {:?}", o.rejects);
     let _ = writeln!(s, "  write transactions: {:?}", o.commits);
+    for d in &o.disks {
+        let _ = writeln!(
+            s,
+            "  disk writes, {} ({} node{}): {} in {} syncs ({} a sync), images {}",
+            d.role,
+            d.nodes,
+            if d.nodes == 1 { "" } else { "s" },
+            bytes(d.bytes_written),
+            d.syncs,
+            bytes(d.bytes_per_sync),
+            bytes(d.image_bytes)
+        );
+    }
     let _ = writeln!(
         s,
         "  reconciliations: {} decoded, {} fell back to the feed",

@@ -107,6 +107,30 @@ fn passing_smoke_run() -> motcua_simulator::sim::Sim {
 }
 
 #[test]
+fn every_commit_the_run_counts_reached_the_disk() {
+    // Why: the disk figures are how a change to the store's layout is compared between runs
+    // (they are deterministic, the wall time is not), so they must count what the stores did:
+    // every write transaction the run counts was durable, a sync each, and each role wrote.
+    let mut sim = passing_smoke_run();
+    let checks = checks::run_all(&mut sim);
+    let o = motcua_simulator::report::outcome(&mut sim, checks, 0.0);
+    let roles: Vec<&str> = o.disks.iter().map(|d| d.role).collect();
+    assert_eq!(roles, ["province", "communes", "auditor"]);
+    let commits: u64 = o.commits.values().sum();
+    let syncs: u64 = o.disks.iter().map(|d| d.syncs).sum();
+    assert!(
+        commits > 0 && syncs >= commits,
+        "{syncs} syncs for {commits} commits"
+    );
+    for d in &o.disks {
+        assert!(d.bytes_written > 0 && d.bytes_per_sync > 0, "{d:?}");
+        assert!(d.image_bytes > 0, "{d:?}");
+    }
+    let text = motcua_simulator::report::text(&o, "");
+    assert!(text.contains("disk writes, province (1 node):"), "{text}");
+}
+
+#[test]
 fn checks_fail_when_the_ground_truth_and_the_province_disagree() {
     // Why: a check that cannot fail proves nothing; forgetting one acknowledged dossier and one
     // rating in the ground truth must make the report and durability checks fail.
