@@ -105,18 +105,16 @@ fn doc_changes(store: &Store) -> BTreeMap<String, BTreeSet<[u8; 32]>> {
     let Ok(tx) = store.db().begin_read() else {
         return out;
     };
-    let Ok(t) = tx.open_multimap_table(DOC_CHANGES) else {
+    let Ok(t) = tx.open_table(DOC_CHANGES) else {
         return out;
     };
     let Ok(iter) = t.iter() else {
         return out;
     };
-    for row in iter.flatten() {
-        let (k, vs) = row;
-        let set = out.entry(k.value().to_owned()).or_default();
-        for v in vs.flatten() {
-            set.insert(*v.value());
-        }
+    for (k, v) in iter.flatten() {
+        out.entry(k.value().0.to_owned())
+            .or_default()
+            .insert(*v.value());
     }
     out
 }

@@ -174,9 +174,9 @@ impl<'t> Apply<'t> {
         let doc_text = signed.doc_id_text().to_owned();
         let actor = signed.actor().to_bytes().to_vec();
         {
-            let seqs = self.tx.open_table(ACTOR_SEQ)?;
+            let seqs = self.tx.open_table(DOC_CHANGES)?;
             let existing: Option<[u8; 32]> = seqs
-                .get((actor.as_slice(), doc_text.as_str(), signed.seq()))?
+                .get((doc_text.as_str(), actor.as_slice(), signed.seq()))?
                 .map(|v| *v.value());
             if let Some(first) = existing {
                 drop(seqs);
@@ -287,19 +287,16 @@ impl<'t> Apply<'t> {
         Ok(Some(doc))
     }
 
-    /// Stores the envelope, indexes it by document and (actor, seq), and appends it to the feed.
+    /// Stores the envelope, indexes it by (document, actor, seq), and appends it to the feed.
     fn store_envelope(&mut self, signed: &SignedChange) -> Result<u64, StoreError> {
         let hash = signed.hash();
         let envelope = signed.encode();
         self.tx
             .open_table(CHANGES)?
             .insert(&hash, envelope.as_slice())?;
-        self.tx
-            .open_multimap_table(DOC_CHANGES)?
-            .insert(signed.doc_id_text(), &hash)?;
         let actor = signed.actor().to_bytes().to_vec();
-        self.tx.open_table(ACTOR_SEQ)?.insert(
-            (actor.as_slice(), signed.doc_id_text(), signed.seq()),
+        self.tx.open_table(DOC_CHANGES)?.insert(
+            (signed.doc_id_text(), actor.as_slice(), signed.seq()),
             &hash,
         )?;
         let mut feed = self.tx.open_table(FEED)?;

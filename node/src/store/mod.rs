@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod counters;
 pub mod doc_cache;
+mod migrate;
 pub mod peers;
 pub mod tables;
 mod web_queries;
@@ -208,6 +209,10 @@ impl Store {
                     if v > STORE_FORMAT_VERSION {
                         return Err(StoreError::Format(v));
                     }
+                    if v < STORE_FORMAT_VERSION {
+                        migrate::run(&tx, v)?;
+                        meta.insert("format", STORE_FORMAT_VERSION.to_be_bytes().as_slice())?;
+                    }
                 }
                 None => {
                     meta.insert("format", STORE_FORMAT_VERSION.to_be_bytes().as_slice())?;
@@ -221,9 +226,8 @@ impl Store {
             }
             tx.open_table(CHANGES)?;
             tx.open_table(FEED)?;
-            tx.open_multimap_table(DOC_CHANGES)?;
+            tx.open_table(DOC_CHANGES)?;
             tx.open_multimap_table(PENDING)?;
-            tx.open_table(ACTOR_SEQ)?;
             tx.open_table(FORKS)?;
             tx.open_table(DOCS)?;
             tx.open_table(DOSSIERS)?;
@@ -572,13 +576,16 @@ impl Store {
     /// Every stored change of one document, encoded.
     pub fn doc_changes(&self, doc: &DocId) -> Result<Vec<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read()?;
-        let idx = tx.open_multimap_table(DOC_CHANGES)?;
+        let idx = tx.open_table(DOC_CHANGES)?;
         let changes = tx.open_table(CHANGES)?;
         let id = doc.to_string();
         let mut out = Vec::new();
-        for hash in idx.get(id.as_str())? {
-            let hash: [u8; 32] = *hash?.value();
-            if let Some(env) = changes.get(&hash)? {
+        for row in idx.range((id.as_str(), &[][..], 0)..)? {
+            let (key, hash) = row?;
+            if key.value().0 != id {
+                break;
+            }
+            if let Some(env) = changes.get(hash.value())? {
                 out.push(env.value().to_vec());
             }
         }

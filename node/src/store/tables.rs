@@ -23,18 +23,18 @@ pub const CHANGES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new(
 /// the envelope.
 pub const FEED: TableDefinition<'_, u64, (&[u8; 32], u32, &str)> = TableDefinition::new("feed-2");
 
-/// Document id → hashes of the changes stored for it.
-pub const DOC_CHANGES: MultimapTableDefinition<'_, &str, &[u8; 32]> =
-    MultimapTableDefinition::new("doc-changes-1");
+/// (document id, actor bytes, seq) → change hash: one row per stored change (applied, pending,
+/// or stored and then refused). A document's changes are one key range, and a second change
+/// with a document's (actor, seq) finds the first one's row: an equivocation. One table for
+/// both, so a change writes one row here, next to its document's earlier ones (store format 2
+/// merged `doc-changes-1` and `actor-seq-1`; see `store::migrate`).
+pub const DOC_CHANGES: TableDefinition<'_, (&str, &[u8], u64), &[u8; 32]> =
+    TableDefinition::new("doc-changes-2");
 
 /// Document id → hashes of verified changes whose dependencies have not arrived yet. They are
 /// stored and forwarded but not yet part of the document state.
 pub const PENDING: MultimapTableDefinition<'_, &str, &[u8; 32]> =
     MultimapTableDefinition::new("pending-1");
-
-/// (actor bytes, document id, seq) → change hash: detects two changes with one (actor, seq).
-pub const ACTOR_SEQ: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> =
-    TableDefinition::new("actor-seq-1");
 
 /// Fork proof number (u64, from 1) → JSON `{doc, actor, seq, signer, first, second}` with both
 /// envelopes in hex. *Source* (evidence).
@@ -139,4 +139,4 @@ pub const AUDIT_WITNESS: TableDefinition<'_, (&[u8; 32], u64, &[u8; 32]), &str> 
 pub const DEVICES: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("devices-1");
 
 /// The store format this code writes.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+pub const STORE_FORMAT_VERSION: u32 = 2;

@@ -1,0 +1,141 @@
+//! Migrations of a store written by an older motcua, run when the store is opened, inside the
+//! opening transaction: a store is migrated whole or not at all.
+//!
+//! **Format 1 → 2.** `doc-changes-1` (document id → change hashes, a multimap) and `actor-seq-1`
+//! ((actor, document id, seq) → hash) became one table, `doc-changes-2` ((document id, actor,
+//! seq) → hash). The two held the same changes, and every change wrote a row in each at
+//! unrelated places of two trees; the simulator's benchmark spent about a seventh of its time
+//! there. `actor-seq-1` has every field of the new key, so its rows are re-keyed; a change that
+//! only `doc-changes-1` lists (none should exist: both were written by one function in one
+//! transaction) is read from its stored envelope.
+
+use std::collections::HashSet;
+
+use motcua_schema::signed::SignedChange;
+use redb::{
+    MultimapTableDefinition, ReadableMultimapTable, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
+
+use super::tables::{CHANGES, DOC_CHANGES};
+use super::{StoreError, corrupt};
+
+/// Format 1's index of each document's changes.
+const DOC_CHANGES_V1: MultimapTableDefinition<'_, &str, &[u8; 32]> =
+    MultimapTableDefinition::new("doc-changes-1");
+
+/// Format 1's index of changes by (actor, document, seq).
+const ACTOR_SEQ_V1: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> =
+    TableDefinition::new("actor-seq-1");
+
+/// Brings a store of format `from` to the current format inside `tx`.
+pub(super) fn run(tx: &WriteTransaction, from: u32) -> Result<(), StoreError> {
+    if from < 2 {
+        tracing::info!(from, "migrating the store: merging its change indexes");
+        merge_change_indexes(tx)?;
+    }
+    Ok(())
+}
+
+fn merge_change_indexes(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut merged = HashSet::new();
+    {
+        let mut new = tx.open_table(DOC_CHANGES)?;
+        let old = tx.open_table(ACTOR_SEQ_V1)?;
+        for row in old.iter()? {
+            let (key, hash) = row?;
+            let (actor, doc, seq) = key.value();
+            new.insert((doc, actor, seq), hash.value())?;
+            merged.insert(*hash.value());
+        }
+        let listed = tx.open_multimap_table(DOC_CHANGES_V1)?;
+        let changes = tx.open_table(CHANGES)?;
+        for row in listed.iter()? {
+            let (doc, hashes) = row?;
+            for hash in hashes {
+                let hash = *hash?.value();
+                if merged.contains(&hash) {
+                    continue;
+                }
+                let Some(envelope) = changes.get(&hash)? else {
+                    continue;
+                };
+                let signed = SignedChange::decode(envelope.value())
+                    .map_err(|e| corrupt("stored change", e))?;
+                let actor = signed.actor().to_bytes().to_vec();
+                new.insert((doc.value(), actor.as_slice(), signed.seq()), &hash)?;
+                merged.insert(hash);
+            }
+        }
+    }
+    tx.delete_table(ACTOR_SEQ_V1)?;
+    tx.delete_multimap_table(DOC_CHANGES_V1)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::tables::META;
+    use motcua_schema::ids::DocId;
+    use redb::{Database, MultimapTableHandle, ReadableDatabase, TableHandle};
+
+    #[test]
+    fn a_format_1_store_opens_with_its_change_indexes_merged() {
+        // Why: a node upgraded in place must keep every change's index row (equivocation
+        // detection and each document's history read them), in the new table, and lose the
+        // old tables, whose rows would otherwise be kept forever.
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let doc = "dossier/000.00.01.H99-251124-0001";
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            meta.insert("format", 1u32.to_be_bytes().as_slice())
+                .unwrap();
+            meta.insert("store_id", [7u8; 16].as_slice()).unwrap();
+            let mut seqs = tx.open_table(ACTOR_SEQ_V1).unwrap();
+            let mut listed = tx.open_multimap_table(DOC_CHANGES_V1).unwrap();
+            let mut changes = tx.open_table(CHANGES).unwrap();
+            for seq in 1..=3u64 {
+                let hash = [seq as u8; 32];
+                seqs.insert((&[9u8; 16][..], doc, seq), &hash).unwrap();
+                listed.insert(doc, &hash).unwrap();
+                changes.insert(&hash, [seq as u8; 4].as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+
+        let store = Store::init(db).unwrap();
+        let tx = store.db().begin_read().unwrap();
+        let format = tx.open_table(META).unwrap().get("format").unwrap().unwrap();
+        assert_eq!(format.value(), 2u32.to_be_bytes());
+        let names: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .chain(
+                tx.list_multimap_tables()
+                    .unwrap()
+                    .map(|t| t.name().to_owned()),
+            )
+            .collect();
+        assert!(names.iter().any(|n| n == "doc-changes-2"), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "actor-seq-1" || n == "doc-changes-1"),
+            "{names:?}"
+        );
+        let rows = tx.open_table(DOC_CHANGES).unwrap();
+        for seq in 1..=3u64 {
+            let hash = rows.get((doc, &[9u8; 16][..], seq)).unwrap().unwrap();
+            assert_eq!(*hash.value(), [seq as u8; 32]);
+        }
+        let id = DocId::parse(doc).unwrap();
+        let envelopes = store.doc_changes(&id).unwrap();
+        assert_eq!(envelopes.len(), 3);
+    }
+}
