@@ -11,19 +11,17 @@
 //! `replication::link` does (verify a batch, import it with its checkpoint in one transaction
 //! through `writer::execute`, then `applied`), with simulated time and network.
 
-use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use ed25519_dalek::SigningKey;
 use motcua_node::commands::{CommandError, EventRequest, NewDossier, NewRating};
 use motcua_node::replication::bundle::{AfterBundle, checkpoint_after, start_after};
-use motcua_node::replication::source::Snapshot;
+use motcua_node::replication::source::LazySnapshot;
 use motcua_node::replication::{
     CONNECTION_STABLE_MS, DIAL_TIMEOUT_MS, FeedStart, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX,
     REDIAL_BACKOFF_MS_MIN, scope_of, start_session,
 };
-use motcua_node::store::Store;
 use motcua_node::store::peers::FeedMark;
 use motcua_node::writer::{Command, Reply};
 use motcua_schema::calendar::Calendar;
@@ -37,8 +35,7 @@ use motcua_schema::trust::{Role, SignedRecord};
 use motcua_sync::bundle::{bundle_bytes, read_bundle};
 use motcua_sync::wire::MESSAGE_SIZE_BYTES_MAX;
 use motcua_sync::{
-    ApplyReport, ChangeStore, Checkpoint, Event, FeedEntry, Local, Scope, Session, SessionConfig,
-    StoreError,
+    ApplyReport, ChangeStore, Checkpoint, Event, Local, Scope, Session, SessionConfig,
 };
 use sha2::{Digest, Sha256};
 
@@ -211,73 +208,6 @@ impl PartialOrd for Scheduled {
 impl Ord for Scheduled {
     fn cmp(&self, other: &Self) -> Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// A store view for one call into a session: the feed head is known without a read
-/// transaction, which is opened only if the session reads more (most pings and pongs do not).
-struct LazySnap<'a> {
-    store: &'a Store,
-    store_id: [u8; 16],
-    head: u64,
-    snap: OnceCell<Result<Snapshot, StoreError>>,
-}
-
-impl<'a> LazySnap<'a> {
-    fn new(store: &'a Store, store_id: [u8; 16], head: u64) -> LazySnap<'a> {
-        LazySnap {
-            store,
-            store_id,
-            head,
-            snap: OnceCell::new(),
-        }
-    }
-
-    fn snap(&self) -> Result<&Snapshot, StoreError> {
-        self.snap
-            .get_or_init(|| Snapshot::new(self.store))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-}
-
-impl ChangeStore for LazySnap<'_> {
-    fn store_id(&self) -> [u8; 16] {
-        self.store_id
-    }
-
-    fn feed_head(&self) -> u64 {
-        self.head
-    }
-
-    fn feed_after(
-        &self,
-        after: u64,
-        scope: &Scope,
-        count_max: usize,
-        bytes_max: usize,
-    ) -> Result<(Vec<FeedEntry>, u64), StoreError> {
-        if after >= self.head {
-            return Ok((Vec::new(), after));
-        }
-        self.snap()?.feed_after(after, scope, count_max, bytes_max)
-    }
-
-    fn has_short(&self, short: &[u8; 8]) -> Result<bool, StoreError> {
-        self.snap()?.has_short(short)
-    }
-
-    fn envelope(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.snap()?.envelope(hash)
-    }
-
-    fn for_each_hash(
-        &self,
-        scope: &Scope,
-        upto: u64,
-        f: &mut dyn FnMut(&[u8; 32]),
-    ) -> Result<(), StoreError> {
-        self.snap()?.for_each_hash(scope, upto, f)
     }
 }
 
@@ -921,7 +851,7 @@ impl Sim {
                 let Some(store) = node.store.as_ref() else {
                     return false;
                 };
-                let snap = LazySnap::new(store, node.store_id, node.feed_seen);
+                let snap = LazySnapshot::new(store, node.store_id, node.feed_seen);
                 f(session, now, &snap);
             }
             Remote::Byz(b) => f(session, now, &byz[b].store),
@@ -1251,15 +1181,7 @@ impl Sim {
             changes,
             invalid,
             origin,
-            checkpoint: checkpoint.map(|(peer, c)| {
-                (
-                    peer,
-                    FeedMark {
-                        store_id: c.peer_store_id,
-                        upto: c.upto,
-                    },
-                )
-            }),
+            checkpoint: checkpoint.map(|(peer, c)| (peer, c.into())),
         };
         let out = self.nodes[n].run_batch(wall, vec![command]);
         if !out.committed {
@@ -2259,9 +2181,9 @@ impl Sim {
                 continue;
             };
             let to_key = *self.nodes[to].key.verifying_key().as_bytes();
-            // As `motcua bundle export`: after what the peer acknowledged, else everything.
+            // As `motcua bundle export` (`start_after`): for the province, after what it acknowledged.
             let after = start_after(store, &to_key, &scope, node.store_id).unwrap_or(0);
-            let snap = LazySnap::new(store, node.store_id, node.feed_seen);
+            let snap = LazySnapshot::new(store, node.store_id, node.feed_seen);
             let Ok((mut bytes, _)) = bundle_bytes(&snap, &scope, after, Some(from_key)) else {
                 self.reject("bundle: export failed");
                 continue;
@@ -2372,11 +2294,7 @@ impl Sim {
                 .and_then(|s| s.checkpoint);
             match checkpoint_after(&header, held) {
                 AfterBundle::Advance(mark) => {
-                    let checkpoint = Checkpoint {
-                        peer_store_id: mark.store_id,
-                        upto: mark.upto,
-                    };
-                    self.import(n, Vec::new(), origin, Some((source, checkpoint)));
+                    self.import(n, Vec::new(), origin, Some((source, mark.into())));
                 }
                 AfterBundle::Gap { .. } => self.reject("bundle: starts past what the node holds"),
                 AfterBundle::Keep => {}

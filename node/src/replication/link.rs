@@ -18,7 +18,7 @@ use motcua_sync::wire::MESSAGE_SIZE_BYTES_MAX;
 use motcua_sync::{ApplyReport, Checkpoint, Event, Scope, Session};
 use tokio::sync::mpsc;
 
-use super::source::Snapshot;
+use super::source::LazySnapshot;
 use super::{ANTI_ENTROPY_INTERVAL_MS, Replication};
 use crate::store::peers::FeedMark;
 use crate::writer::{Command, Reply};
@@ -97,7 +97,7 @@ pub async fn run(
                     // the link ends), not on every empty announce.
                     if envelopes.is_empty() && !bookkeeping.checkpoint_due(repl.now_ms()) {
                         unsaved_checkpoint = checkpoint.or(unsaved_checkpoint);
-                        let snap = snapshot(repl)?;
+                        let snap = view(repl, own_store_id);
                         tokio::task::block_in_place(|| {
                             session.applied(repl.now_ms(), batch, ApplyReport::default(), &snap)
                         });
@@ -109,7 +109,7 @@ pub async fn run(
                     let report = apply(repl, peer, &origin, envelopes, checkpoint).await;
                     match report {
                         Ok(report) => {
-                            let snap = snapshot(repl)?;
+                            let snap = view(repl, own_store_id);
                             tokio::task::block_in_place(|| {
                                 session.applied(repl.now_ms(), batch, report, &snap)
                             });
@@ -180,19 +180,19 @@ pub async fn run(
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(Ok(bytes)) => {
-                    let snap = snapshot(repl)?;
+                    let snap = view(repl, own_store_id);
                     tokio::task::block_in_place(|| session.handle_bytes(repl.now_ms(), &bytes, &snap));
                 }
                 Some(Err(e)) => break Err(e),
                 None => break Err("kết nối đóng".to_owned()),
             },
             _ = sleep_for(deadline) => {
-                let snap = snapshot(repl)?;
+                let snap = view(repl, own_store_id);
                 tokio::task::block_in_place(|| session.handle_timeout(repl.now_ms(), &snap));
             }
             changed = feed.changed() => {
                 if changed.is_ok() {
-                    let snap = snapshot(repl)?;
+                    let snap = view(repl, own_store_id);
                     tokio::task::block_in_place(|| session.local_feed_advanced(repl.now_ms(), &snap));
                 }
             }
@@ -225,8 +225,11 @@ pub async fn run(
     outcome
 }
 
-fn snapshot(repl: &Replication) -> Result<Snapshot, String> {
-    Snapshot::new(&repl.inner.shared.store).map_err(|e| e.to_string())
+/// The store as one call into the session reads it: the feed head the writer last published,
+/// and a read transaction only if the call reads more than that (an idle link's pings do not).
+fn view(repl: &Replication, store_id: [u8; 16]) -> LazySnapshot<'_> {
+    let shared = &repl.inner.shared;
+    LazySnapshot::new(&shared.store, store_id, *shared.feed.borrow())
 }
 
 async fn sleep_for(ms: Option<u64>) {
@@ -269,15 +272,7 @@ async fn apply(
         changes,
         invalid,
         origin: origin.to_owned(),
-        checkpoint: checkpoint.map(|c| {
-            (
-                peer,
-                FeedMark {
-                    store_id: c.peer_store_id,
-                    upto: c.upto,
-                },
-            )
-        }),
+        checkpoint: checkpoint.map(|c| (peer, c.into())),
     };
     match repl.inner.writer.submit(command).await {
         Ok(Reply::Imported(r)) => Ok(ApplyReport {

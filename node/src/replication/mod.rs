@@ -133,10 +133,7 @@ pub fn start_session(
     let local = motcua_sync::Local {
         store_id: start.store_id,
         feed_head: start.feed_head,
-        checkpoint: saved.checkpoint.map(|m| motcua_sync::Checkpoint {
-            peer_store_id: m.store_id,
-            upto: m.upto,
-        }),
+        checkpoint: saved.checkpoint.map(Into::into),
         scope: own_scope,
     };
     let mut session = motcua_sync::Session::new(config, local, peer_scope, now_ms);

@@ -1,9 +1,13 @@
 //! The node's store as the replication protocol reads it (`motcua_sync::ChangeStore`).
 //!
-//! Every protocol call into a session gets a fresh [`Snapshot`]: one redb read transaction, so
-//! all the reads of that call see one consistent state while the writer goes on committing.
+//! Every protocol call into a session gets a fresh [`LazySnapshot`]: the store id and feed head
+//! the driver already knows, and one redb read transaction ([`Snapshot`]) opened only if the
+//! call reads more, so all the reads of that call see one consistent state while the writer
+//! goes on committing, and the pings of an idle link open none.
 //! Scope is decided from the document id each feed entry carries, plus the transfer index for
 //! dossiers handed to a commune from elsewhere.
+
+use std::cell::OnceCell;
 
 use motcua_sync::{ChangeStore, FeedEntry, Scope, StoreError};
 use redb::{ReadTransaction, ReadableTable};
@@ -15,6 +19,73 @@ use crate::store::tables::{CHANGES, FEED, IDX_TRANSFER, META};
 /// commune from a province feed full of other units' records; the session continues from the
 /// last position scanned.
 pub const FEED_SCAN_ENTRIES_MAX: usize = 65_536;
+
+/// A store view for one call into a session: the store id and the feed head are known without
+/// a read transaction, which is opened only if the session reads more. The head is what the
+/// driver knows to be committed (the node's published feed head, the simulator's tracked one),
+/// so it may trail the store by a commit whose wake-up is on its way.
+pub struct LazySnapshot<'a> {
+    store: &'a Store,
+    store_id: [u8; 16],
+    head: u64,
+    snap: OnceCell<Result<Snapshot, StoreError>>,
+}
+
+impl<'a> LazySnapshot<'a> {
+    /// A view of `store`, whose id is `store_id` and whose feed head is `head`.
+    pub fn new(store: &'a Store, store_id: [u8; 16], head: u64) -> LazySnapshot<'a> {
+        LazySnapshot {
+            store,
+            store_id,
+            head,
+            snap: OnceCell::new(),
+        }
+    }
+
+    fn snap(&self) -> Result<&Snapshot, StoreError> {
+        self.snap
+            .get_or_init(|| Snapshot::new(self.store))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl ChangeStore for LazySnapshot<'_> {
+    fn store_id(&self) -> [u8; 16] {
+        self.store_id
+    }
+
+    fn feed_head(&self) -> u64 {
+        self.head
+    }
+
+    fn feed_after(
+        &self,
+        after: u64,
+        scope: &Scope,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<(Vec<FeedEntry>, u64), StoreError> {
+        self.snap()?.feed_after(after, scope, count_max, bytes_max)
+    }
+
+    fn has_short(&self, short: &[u8; 8]) -> Result<bool, StoreError> {
+        self.snap()?.has_short(short)
+    }
+
+    fn envelope(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snap()?.envelope(hash)
+    }
+
+    fn for_each_hash(
+        &self,
+        scope: &Scope,
+        upto: u64,
+        f: &mut dyn FnMut(&[u8; 32]),
+    ) -> Result<(), StoreError> {
+        self.snap()?.for_each_hash(scope, upto, f)
+    }
+}
 
 /// A consistent read view of the store.
 pub struct Snapshot {

@@ -16,8 +16,6 @@
 //! Every check happens before any write for that change, so a refused change leaves nothing
 //! behind but its line in the reject log.
 
-use std::cell::RefCell;
-
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use motcua_schema::ids::{DocId, UnitCode};
 use motcua_schema::layout;
@@ -76,10 +74,6 @@ pub struct Apply<'t> {
     registry: &'t mut Registry,
     docs: &'t DocCache,
     own_key: Option<[u8; 32]>,
-    /// The id and stored bytes of the document loaded last, so that storing its next state
-    /// appends to those bytes without reading them again. Only `save_and_derive` writes
-    /// documents, and it takes this when it stores that id, so the bytes are the stored ones.
-    loaded: RefCell<Option<(String, Vec<u8>)>>,
     /// Effects accumulated over the transaction.
     pub effects: Effects,
 }
@@ -118,7 +112,6 @@ impl<'t> Apply<'t> {
             registry,
             docs,
             own_key: None,
-            loaded: RefCell::new(None),
             effects: Effects::default(),
         }
     }
@@ -207,7 +200,7 @@ impl<'t> Apply<'t> {
                 if missing {
                     // Scope depends on the document's state, which is incomplete: judge it when
                     // the dependencies arrive (see `drain_pending`).
-                    let pos = self.store_envelope(signed)?;
+                    let pos = self.store_envelope(signed, &actor)?;
                     self.tx
                         .open_multimap_table(PENDING)?
                         .insert(doc_text.as_str(), &hash)?;
@@ -229,7 +222,7 @@ impl<'t> Apply<'t> {
             doc.apply_changes([signed.change().clone()])
                 .map_err(|e| corrupt("change application", e))?;
         }
-        let pos = self.store_envelope(signed)?;
+        let pos = self.store_envelope(signed, &actor)?;
         let mut appended = vec![signed.raw_change().to_vec()];
         self.drain_pending(&doc_text, &mut doc, now, &mut appended)?;
         self.save_and_derive(signed.doc_id(), doc, &appended, prior)?;
@@ -279,26 +272,24 @@ impl<'t> Apply<'t> {
         let Some(stored) = docs.get(doc_text)? else {
             return Ok(None);
         };
-        let doc = match self.docs.take(doc_text, stored.value()) {
-            Some(doc) => doc,
-            None => Automerge::load(stored.value()).map_err(|e| corrupt("document", e))?,
-        };
-        *self.loaded.borrow_mut() = Some((doc_text.to_owned(), stored.value().to_vec()));
-        Ok(Some(doc))
+        if let Some(doc) = self.docs.take(doc_text, stored.value()) {
+            return Ok(Some(doc));
+        }
+        Automerge::load(stored.value())
+            .map(Some)
+            .map_err(|e| corrupt("document", e))
     }
 
-    /// Stores the envelope, indexes it by (document, actor, seq), and appends it to the feed.
-    fn store_envelope(&mut self, signed: &SignedChange) -> Result<u64, StoreError> {
+    /// Stores the envelope, indexes it by (document, `actor`, seq), and appends it to the feed.
+    fn store_envelope(&mut self, signed: &SignedChange, actor: &[u8]) -> Result<u64, StoreError> {
         let hash = signed.hash();
         let envelope = signed.encode();
         self.tx
             .open_table(CHANGES)?
             .insert(&hash, envelope.as_slice())?;
-        let actor = signed.actor().to_bytes().to_vec();
-        self.tx.open_table(DOC_CHANGES)?.insert(
-            (signed.doc_id_text(), actor.as_slice(), signed.seq()),
-            &hash,
-        )?;
+        self.tx
+            .open_table(DOC_CHANGES)?
+            .insert((signed.doc_id_text(), actor, signed.seq()), &hash)?;
         let mut feed = self.tx.open_table(FEED)?;
         let pos = feed.last()?.map_or(0, |(k, _)| k.value()) + 1;
         let size = u32::try_from(envelope.len()).unwrap_or(u32::MAX);
@@ -377,19 +368,11 @@ impl<'t> Apply<'t> {
         prior: Option<DossierSummary>,
     ) -> Result<(), StoreError> {
         let text = doc_id.to_string();
-        let loaded = self.loaded.take();
         let bytes = {
             let mut docs = self.tx.open_table(DOCS)?;
-            let bytes = match loaded {
-                Some((id, old)) if id == text => {
-                    doc_cache::stored_bytes(Some(&old), appended, &doc)
-                }
-                other => {
-                    // Another document's bytes stay valid: it was not written.
-                    *self.loaded.borrow_mut() = other;
-                    let old = docs.get(text.as_str())?;
-                    doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), appended, &doc)
-                }
+            let bytes = {
+                let old = docs.get(text.as_str())?;
+                doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), appended, &doc)
             };
             docs.insert(text.as_str(), bytes.as_slice())?;
             bytes

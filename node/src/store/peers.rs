@@ -22,6 +22,26 @@ pub struct FeedMark {
     pub upto: u64,
 }
 
+/// The protocol's checkpoint and the stored mark are one position; these are the only places
+/// that convert between them.
+impl From<motcua_sync::Checkpoint> for FeedMark {
+    fn from(c: motcua_sync::Checkpoint) -> FeedMark {
+        FeedMark {
+            store_id: c.peer_store_id,
+            upto: c.upto,
+        }
+    }
+}
+
+impl From<FeedMark> for motcua_sync::Checkpoint {
+    fn from(m: FeedMark) -> motcua_sync::Checkpoint {
+        motcua_sync::Checkpoint {
+            peer_store_id: m.store_id,
+            upto: m.upto,
+        }
+    }
+}
+
 mod hex_16 {
     use serde::{Deserialize, Deserializer, Serializer};
 
