@@ -275,6 +275,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// Submits a dossier change and answers with the summary the pipeline derived from it.
+    fn submit_dossier(
+        &self,
+        apply: &mut Apply<'_>,
+        signed: &SignedChange,
+        doc: Automerge,
+    ) -> Result<DossierSummary, CommandError> {
+        self.submit(apply, signed, doc)?;
+        apply
+            .take_derived()
+            .ok_or_else(|| CommandError::Internal("the dossier's new state cannot be read".into()))
+    }
+
     fn event(&self, by: &str, body: EventBody) -> Event {
         Event {
             at: self.now,
@@ -338,9 +351,7 @@ impl Ctx<'_> {
         let signed = self.commit(&mut doc, &doc_id, |tx| {
             layout::dossier::create(tx, &header, &event)
         })?;
-        let state = layout::dossier::read(&doc)?;
-        self.submit(apply, &signed, doc)?;
-        Ok(DossierSummary::from(&state))
+        self.submit_dossier(apply, &signed, doc)
     }
 
     fn due_at(
@@ -459,9 +470,7 @@ impl Ctx<'_> {
         state.check_next(&body)?;
         let event = self.event(by, body);
         let signed = self.commit(&mut doc, &doc_id, |tx| layout::dossier::append(tx, &event))?;
-        let state = layout::dossier::read(&doc)?;
-        self.submit(apply, &signed, doc)?;
-        Ok(DossierSummary::from(&state))
+        self.submit_dossier(apply, &signed, doc)
     }
 
     /// Records a rating in the unit's document of the day.

@@ -6,6 +6,10 @@
 //! So an acknowledged write is on disk (invariant 1), and under load many requests share each
 //! fsync (group commit). A command refused for bad input writes nothing; a storage failure rolls
 //! back the whole batch and every request in it gets the error.
+//!
+//! A batch of replication imports only waits a little for more ([`IMPORT_LINGER_MS`]) before
+//! it runs: changes from many peers, which arrive one at a time, then share one commit. A local
+//! write ends the wait at once, and a batch carrying many changes never waits.
 
 use std::sync::{Arc, RwLock};
 use std::thread;
@@ -30,6 +34,15 @@ pub const BATCH_JOBS_COUNT_MAX: usize = 256;
 pub const QUEUE_JOBS_COUNT_MAX: usize = 4096;
 /// Most envelopes in one import command.
 pub const IMPORT_CHANGES_COUNT_MAX: usize = 10_000;
+/// How long the writer holds back a batch made only of replication imports, waiting for more to
+/// share its commit, in milliseconds (group commit with a linger). A province takes in one
+/// change at a time from a hundred communes, each in its own transaction; held back a few
+/// seconds, they share one, and every table page the transaction touches is written once for
+/// all of them. Local writes never wait: one arriving ends the wait, and the batch runs with it.
+pub const IMPORT_LINGER_MS: u64 = 10_000;
+/// A held-back batch runs at once when its imports carry at least this many changes: a peer
+/// catching up sends full batches, which gain nothing from waiting.
+pub const IMPORT_LINGER_CHANGES_MIN: usize = 64;
 
 /// A write request.
 #[derive(Debug)]
@@ -98,6 +111,23 @@ pub enum Command {
         /// Cover everything now.
         seal: bool,
     },
+}
+
+impl Command {
+    /// Whether the writer may hold this command back to share a commit
+    /// ([`IMPORT_LINGER_MS`]): replicated changes, whose sender waits for nothing but the
+    /// durable checkpoint, unlike a person at the counter.
+    pub fn lingers(&self) -> bool {
+        matches!(self, Command::Import { .. })
+    }
+
+    /// How many changes the command imports (0 for everything else).
+    pub fn import_changes(&self) -> usize {
+        match self {
+            Command::Import { changes, .. } => changes.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// What a write produced.
@@ -211,16 +241,54 @@ impl Writer {
 }
 
 fn run(shared: Shared, mut rx: mpsc::Receiver<Job>) {
+    // The linger's timer: a runtime of the writer thread's own, with a clock and nothing else.
+    let timer = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("building the writer's timer");
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
-        while jobs.len() < BATCH_JOBS_COUNT_MAX {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+        take_waiting(&mut rx, &mut jobs);
+        if lingers(&jobs) {
+            let deadline =
+                tokio::time::Instant::now() + std::time::Duration::from_millis(IMPORT_LINGER_MS);
+            while lingers(&jobs) {
+                let next =
+                    timer.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await });
+                match next {
+                    Ok(Some(job)) => {
+                        jobs.push(job);
+                        take_waiting(&mut rx, &mut jobs);
+                    }
+                    // The linger is over, or the node is stopping: write what was gathered.
+                    Ok(None) | Err(_) => break,
+                }
             }
         }
         run_batch(&shared, jobs);
     }
+}
+
+/// Adds the requests already waiting, up to a full batch.
+fn take_waiting(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+    while jobs.len() < BATCH_JOBS_COUNT_MAX {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Whether a gathered batch may wait for more ([`IMPORT_LINGER_MS`]): only imports, carrying
+/// fewer than [`IMPORT_LINGER_CHANGES_MIN`] changes, with room for more.
+fn lingers(jobs: &[Job]) -> bool {
+    jobs.len() < BATCH_JOBS_COUNT_MAX
+        && jobs.iter().all(|(c, _, _)| c.lingers())
+        && jobs
+            .iter()
+            .map(|(c, _, _)| c.import_changes())
+            .sum::<usize>()
+            < IMPORT_LINGER_CHANGES_MIN
 }
 
 fn run_batch(shared: &Shared, jobs: Vec<Job>) {
@@ -448,5 +516,46 @@ mod tests {
         assert_eq!(store.peer_state(&[7; 32]).unwrap().acked, Some(mark));
         peer_seen(&store, &identity, Some(None));
         assert_eq!(store.peer_state(&[7; 32]).unwrap().acked, None);
+    }
+
+    fn job(command: Command) -> Job {
+        (command, None, oneshot::channel().0)
+    }
+
+    fn import_of(changes: usize) -> Command {
+        use automerge::transaction::Transactable;
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let mut doc = automerge::Automerge::new();
+        doc.set_actor(actor_for(&key.verifying_key(), [0; 8]));
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "k", 1).unwrap();
+        tx.commit();
+        let change = doc.get_last_local_change().unwrap();
+        let signed = SignedChange::sign(&motcua_schema::ids::DocId::Catalog, change, &key).unwrap();
+        Command::Import {
+            changes: vec![signed; changes],
+            invalid: 0,
+            origin: "test".into(),
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn only_small_batches_of_imports_wait_for_more() {
+        // Why: the linger may only delay replicated changes, never a person at the counter,
+        // and never a peer catching up, whose full batches share nothing by waiting.
+        assert!(lingers(&[job(import_of(1))]));
+        assert!(lingers(&[job(import_of(1)), job(import_of(0))]));
+        assert!(!lingers(&[job(import_of(IMPORT_LINGER_CHANGES_MIN))]));
+        assert!(!lingers(&[
+            job(import_of(IMPORT_LINGER_CHANGES_MIN - 1)),
+            job(import_of(1))
+        ]));
+        let local = Command::AuditCheckpoint { seal: false };
+        assert!(!lingers(&[job(import_of(1)), job(local)]));
+        let full: Vec<Job> = (0..BATCH_JOBS_COUNT_MAX)
+            .map(|_| job(import_of(0)))
+            .collect();
+        assert!(!lingers(&full));
     }
 }

@@ -205,6 +205,9 @@ pub struct SessionSettings {
     /// only the sessions whose peer's scope admits one of the new changes (`false`: the same
     /// protocol, fewer wake-ups; see ARCHITECTURE.md).
     pub wake_all: bool,
+    /// How long a node's writer holds back imports to share a commit, ms (the node's
+    /// `writer::IMPORT_LINGER_MS`; 0: each import is written at once).
+    pub import_linger_ms: u64,
 }
 
 impl Default for SessionSettings {
@@ -212,6 +215,7 @@ impl Default for SessionSettings {
         SessionSettings {
             anti_entropy_minutes: 30,
             wake_all: true,
+            import_linger_ms: motcua_node::writer::IMPORT_LINGER_MS,
         }
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! The sessions are the real `motcua_sync::Session`; their driver here does what the node's
 //! `replication::link` does (verify a batch, import it with its checkpoint in one transaction
-//! through `writer::execute`, then `applied`), with simulated time and network.
+//! through `writer::execute`, then `applied`), with simulated time and network. Imports wait in
+//! the node's writer as they do in the node (`writer::IMPORT_LINGER_MS`): a node's imports of
+//! one linger share one transaction.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -23,7 +25,7 @@ use motcua_node::replication::{
     REDIAL_BACKOFF_MS_MIN, scope_of, start_session,
 };
 use motcua_node::store::peers::FeedMark;
-use motcua_node::writer::{Command, Reply};
+use motcua_node::writer::{Command, IMPORT_LINGER_CHANGES_MIN, Reply};
 use motcua_schema::calendar::Calendar;
 use motcua_schema::catalog::{Catalog, Level};
 use motcua_schema::dossier::{Event as DossierEvent, EventBody, Header};
@@ -144,6 +146,11 @@ enum Ev {
         byz: usize,
         kind: Attack,
     },
+    /// A node's writer ends its linger (`round`: the gathering it was scheduled for).
+    ImportFlush {
+        node: usize,
+        round: u64,
+    },
 }
 
 impl Ev {
@@ -173,6 +180,7 @@ impl Ev {
             Ev::BundleCut { .. } => 22,
             Ev::BundleArrive { .. } => 23,
             Ev::Attack { .. } => 24,
+            Ev::ImportFlush { .. } => 25,
         }
     }
 }
@@ -303,6 +311,8 @@ pub struct Sim {
     workload_active: bool,
     healed: bool,
     wake_pending: Vec<Option<(bool, BTreeSet<String>)>>,
+    /// Per node: the imports its writer holds back, and the number of the gathering.
+    gathered: Vec<(Vec<Gathered>, u64)>,
     local_writes: Vec<VecDeque<(u64, [u8; 32])>>,
     backups: Vec<Option<Vec<u8>>>,
     bundles: Vec<Option<Bundle>>,
@@ -311,6 +321,15 @@ pub struct Sim {
     wait_for_sync: Vec<bool>,
     partitions_links: Vec<Vec<usize>>,
     trace: Sha256,
+}
+
+/// An import a node's writer holds back, and the session batch to answer when it is written.
+struct Gathered {
+    link: usize,
+    end: End,
+    generation: u64,
+    batch: u64,
+    command: Command,
 }
 
 fn hex8(key: &[u8]) -> String {
@@ -499,6 +518,7 @@ impl Sim {
             workload_active: true,
             healed: false,
             wake_pending: vec![None; n],
+            gathered: (0..n).map(|_| (Vec::new(), 0)).collect(),
             local_writes: vec![VecDeque::new(); n],
             backups: Vec::new(),
             bundles: Vec::new(),
@@ -808,6 +828,11 @@ impl Sim {
             Ev::BundleCut { node } => self.on_bundle_cut(node),
             Ev::BundleArrive { bundle } => self.on_bundle_arrive(bundle),
             Ev::Attack { byz, kind } => self.on_attack(byz, kind),
+            Ev::ImportFlush { node, round } => {
+                if self.gathered[node].1 == round {
+                    self.flush_imports(node);
+                }
+            }
         }
     }
 
@@ -1099,6 +1124,11 @@ impl Sim {
         };
         let unsaved = std::mem::take(&mut conn.unsaved);
         let starts = conn.starts;
+        // Imports the writer still holds carry older checkpoints of this link: they go first.
+        self.flush_imports(0);
+        if let Remote::Honest(r) = self.links[l].remote {
+            self.flush_imports(r);
+        }
         for end in [End::Province, End::Remote] {
             let (Some(c), Remote::Honest(n)) = (unsaved[end.index()], self.holder(l, end)) else {
                 continue;
@@ -1143,17 +1173,95 @@ impl Sim {
             Remote::Honest(n) => {
                 let peer = self.peer_key(l, end);
                 let origin = format!("peer:{}", hex8(&peer));
-                match self.import(n, envelopes, origin, checkpoint.map(|c| (peer, c))) {
-                    Some(r) => r,
-                    None => {
-                        // As the node's link: a failed write ends the link; nothing was applied.
-                        self.close_conn(l, 1);
-                        return;
-                    }
-                }
+                let command = self.import_command(envelopes, origin, checkpoint.map(|c| (peer, c)));
+                let Some(generation) = self.links[l].conn.as_ref().map(|c| c.generation) else {
+                    return;
+                };
+                self.gather(
+                    n,
+                    Gathered {
+                        link: l,
+                        end,
+                        generation,
+                        batch,
+                        command,
+                    },
+                );
+                return;
             }
         };
         self.call(l, end, |s, now, st| s.applied(now, batch, report, st));
+    }
+
+    /// Hands an import to node `n`'s writer, which holds it back for the linger unless the
+    /// imports it holds carry enough changes to be written at once.
+    fn gather(&mut self, n: usize, g: Gathered) {
+        let linger = self.scenario.session.import_linger_ms;
+        let (held, round) = &mut self.gathered[n];
+        held.push(g);
+        let changes: usize = held.iter().map(|g| g.command.import_changes()).sum();
+        if linger == 0 || changes >= IMPORT_LINGER_CHANGES_MIN {
+            self.flush_imports(n);
+        } else if held.len() == 1 {
+            let round = *round;
+            self.schedule(linger, Ev::ImportFlush { node: n, round });
+        }
+    }
+
+    /// Writes the imports node `n`'s writer holds in one transaction, then answers each
+    /// session that is still the one that asked. As the node's link: a failed write ends the
+    /// link; nothing was applied.
+    fn flush_imports(&mut self, n: usize) {
+        let (held, round) = &mut self.gathered[n];
+        let held = std::mem::take(held);
+        *round += 1;
+        if held.is_empty() {
+            return;
+        }
+        let kind = if held.iter().all(|g| g.command.import_changes() == 0) {
+            "checkpoint only"
+        } else {
+            "import"
+        };
+        let mut answers = Vec::with_capacity(held.len());
+        let mut commands = Vec::with_capacity(held.len());
+        for g in held {
+            answers.push((g.link, g.end, g.generation, g.batch));
+            commands.push(g.command);
+        }
+        let wall = self.wall(n);
+        let out = self.nodes[n].run_batch(wall, commands);
+        if out.committed {
+            *self.metrics.commits.entry(kind).or_default() += 1;
+            self.after_commit(n, out.new_entries, false);
+        } else {
+            self.reject("import: write failed");
+        }
+        for ((l, end, generation, batch), result) in answers.into_iter().zip(out.results) {
+            let report = match result {
+                Ok(Reply::Imported(r)) if out.committed => Some(ApplyReport {
+                    stored: r.stored + r.pending,
+                    pending: r.pending,
+                    duplicate: r.duplicate,
+                    rejected: r.rejected + r.invalid,
+                }),
+                Err(e) if out.committed => {
+                    self.reject(format!("import: {e}"));
+                    None
+                }
+                _ => None,
+            };
+            if !self.conn_matches(l, generation) {
+                continue;
+            }
+            match report {
+                Some(report) => {
+                    self.call(l, end, |s, now, st| s.applied(now, batch, report, st));
+                    self.drive(l, end);
+                }
+                None => self.close_conn(l, 1),
+            }
+        }
     }
 
     /// Verifies and imports envelopes at node `n` in one transaction, with a checkpoint; `None`
@@ -1165,34 +1273,15 @@ impl Sim {
         origin: String,
         checkpoint: Option<([u8; 32], Checkpoint)>,
     ) -> Option<ApplyReport> {
-        let mut changes = Vec::with_capacity(envelopes.len());
-        let mut invalid = 0u64;
-        for env in &envelopes {
-            match SignedChange::decode(env) {
-                Ok(c) => changes.push(c),
-                Err(e) => {
-                    invalid += 1;
-                    self.reject(format!("verify: {}", e.reason()));
-                }
-            }
-        }
+        let empty = envelopes.is_empty();
+        let command = self.import_command(envelopes, origin, checkpoint);
         let wall = self.wall(n);
-        let command = Command::Import {
-            changes,
-            invalid,
-            origin,
-            checkpoint: checkpoint.map(|(peer, c)| (peer, c.into())),
-        };
         let out = self.nodes[n].run_batch(wall, vec![command]);
         if !out.committed {
             self.reject("import: write failed");
             return None;
         }
-        let kind = if envelopes.is_empty() {
-            "checkpoint only"
-        } else {
-            "import"
-        };
+        let kind = if empty { "checkpoint only" } else { "import" };
         *self.metrics.commits.entry(kind).or_default() += 1;
         self.after_commit(n, out.new_entries, false);
         match out.results.into_iter().next() {
@@ -1207,6 +1296,32 @@ impl Sim {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// Verifies envelopes as the node's link does before it hands them to the writer.
+    fn import_command(
+        &mut self,
+        envelopes: Vec<Vec<u8>>,
+        origin: String,
+        checkpoint: Option<([u8; 32], Checkpoint)>,
+    ) -> Command {
+        let mut changes = Vec::with_capacity(envelopes.len());
+        let mut invalid = 0u64;
+        for env in &envelopes {
+            match SignedChange::decode(env) {
+                Ok(c) => changes.push(c),
+                Err(e) => {
+                    invalid += 1;
+                    self.reject(format!("verify: {}", e.reason()));
+                }
+            }
+        }
+        Command::Import {
+            changes,
+            invalid,
+            origin,
+            checkpoint: checkpoint.map(|(peer, c)| (peer, c.into())),
         }
     }
 
@@ -1952,6 +2067,10 @@ impl Sim {
 
     /// Node `n`'s process is gone: its sessions with it, and its connections are lost.
     fn process_gone(&mut self, n: usize) {
+        // The writer's queue was in the process's memory.
+        let (held, round) = &mut self.gathered[n];
+        held.clear();
+        *round += 1;
         let end = if n == 0 { End::Province } else { End::Remote };
         for l in self.links_of(n) {
             if let Some(conn) = self.links[l].conn.as_mut() {

@@ -186,3 +186,20 @@ fn the_convergence_check_fails_when_a_node_lacks_a_change_of_its_scope() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn imports_that_arrive_within_the_linger_share_a_transaction() {
+    // Why: the writer holds back small batches of imports (`writer::IMPORT_LINGER_MS`) so that
+    // changes from many communes share one commit at the province. With the linger, the same
+    // workload must pass every check in fewer import transactions than with it off.
+    let (mut scenario, _) = load("smoke");
+    let seed = scenario.seeds[0];
+    let mut imports = Vec::new();
+    for linger_ms in [0, motcua_node::writer::IMPORT_LINGER_MS] {
+        scenario.session.import_linger_ms = linger_ms;
+        let (o, _) = run(&scenario, seed, &mut |_, _| {}, &|| 0.0);
+        assert!(o.checks.iter().all(|c| c.passed), "{:#?}", o.checks);
+        imports.push(o.commits.get("import").copied().unwrap_or(0));
+    }
+    assert!(imports[1] < imports[0], "import transactions: {imports:?}");
+}

@@ -16,7 +16,7 @@
 //! Every check happens before any write for that change, so a refused change leaves nothing
 //! behind but its line in the reject log.
 
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::{Automerge, ReadDoc};
 use motcua_schema::ids::{DocId, UnitCode};
 use motcua_schema::layout;
 use motcua_schema::rating::Rating;
@@ -31,6 +31,15 @@ use super::counters::{Cell, dossier_cells, rating_cells};
 use super::doc_cache::{self, DocCache};
 use super::tables::*;
 use super::{StoreError, corrupt, decode_json};
+
+/// Whether `doc` lacks one of the changes `signed` depends on. Asks the document's change graph
+/// (`get_missing_deps`); `get_change_by_hash`, used before, rebuilt each dependency's change
+/// bytes from the op set just to test that it is there.
+fn lacks_deps(doc: &Automerge, signed: &SignedChange) -> bool {
+    // The pipeline never leaves changes queued in a document (it applies a change only when
+    // its dependencies are present), so what is missing is exactly what the graph lacks.
+    !doc.get_missing_deps(signed.change().deps()).is_empty()
+}
 
 /// What happened to a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +83,9 @@ pub struct Apply<'t> {
     registry: &'t mut Registry,
     docs: &'t DocCache,
     own_key: Option<[u8; 32]>,
+    /// The summary the last applied dossier change derived, for a command to answer with
+    /// (reading the document once more for it cost a fold of its whole history).
+    derived: Option<DossierSummary>,
     /// Effects accumulated over the transaction.
     pub effects: Effects,
 }
@@ -112,6 +124,7 @@ impl<'t> Apply<'t> {
             registry,
             docs,
             own_key: None,
+            derived: None,
             effects: Effects::default(),
         }
     }
@@ -125,6 +138,11 @@ impl<'t> Apply<'t> {
     /// The write transaction.
     pub fn tx(&self) -> &'t WriteTransaction {
         self.tx
+    }
+
+    /// Takes the summary the last dossier change this pipeline applied derived.
+    pub fn take_derived(&mut self) -> Option<DossierSummary> {
+        self.derived.take()
     }
 
     /// The registry.
@@ -142,6 +160,7 @@ impl<'t> Apply<'t> {
         origin: &str,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
+        self.derived = None;
         let hash = signed.hash();
         if self.tx.open_table(CHANGES)?.get(&hash)?.is_some() {
             return Ok(Applied::Duplicate);
@@ -193,11 +212,7 @@ impl<'t> Apply<'t> {
             Some(doc) => doc,
             None => {
                 let doc = self.load_doc(&doc_text)?.unwrap_or_default();
-                let missing = signed
-                    .deps()
-                    .iter()
-                    .any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none());
-                if missing {
+                if lacks_deps(&doc, signed) {
                     // Scope depends on the document's state, which is incomplete: judge it when
                     // the dependencies arrive (see `drain_pending`).
                     let pos = self.store_envelope(signed, &actor)?;
@@ -329,11 +344,7 @@ impl<'t> Apply<'t> {
                 let Some(env) = env else { continue };
                 let signed =
                     SignedChange::decode(&env).map_err(|e| corrupt("pending change", e))?;
-                if signed
-                    .deps()
-                    .iter()
-                    .any(|d| doc.get_change_by_hash(&ChangeHash(*d)).is_none())
-                {
+                if lacks_deps(doc, &signed) {
                     continue;
                 }
                 self.tx
@@ -394,7 +405,9 @@ impl<'t> Apply<'t> {
         match doc_id {
             DocId::Dossier(code) => match layout::dossier::read(doc) {
                 Ok(state) => {
-                    self.put_summary(code.as_str(), prior, &DossierSummary::from(&state))?
+                    let summary = DossierSummary::from(&state);
+                    self.put_summary(code.as_str(), prior, &summary)?;
+                    self.derived = Some(summary);
                 }
                 Err(e) => {
                     tracing::warn!(doc = %text, error = %e, "stored dossier change but cannot read the document")
