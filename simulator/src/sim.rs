@@ -324,12 +324,14 @@ pub struct Sim {
 }
 
 /// An import a node's writer holds back, and the session batch to answer when it is written.
+/// `None`: a batch that writes nothing, answered in its turn after the link's earlier batches
+/// (as the node's link applier does).
 struct Gathered {
     link: usize,
     end: End,
     generation: u64,
     batch: u64,
-    command: Command,
+    command: Option<Command>,
 }
 
 fn hex8(key: &[u8]) -> String {
@@ -1163,11 +1165,28 @@ impl Sim {
     ) {
         let report = match self.holder(l, end) {
             Remote::Byz(b) => self.byz[b].absorb(envelopes),
-            Remote::Honest(_)
+            Remote::Honest(n)
                 if envelopes.is_empty() && !self.checkpoint_due(l, end, checkpoint) =>
             {
                 // As the node's link: a checkpoint moved over positions with nothing new is
-                // written at most every half hour, and when the connection ends.
+                // written at most every half hour, and when the connection ends. It is
+                // answered after the link's batches the writer still holds.
+                let generation = self.links[l].conn.as_ref().map(|c| c.generation);
+                let held = &mut self.gathered[n].0;
+                if let Some(generation) = generation
+                    && held
+                        .iter()
+                        .any(|g| (g.link, g.end, g.generation) == (l, end, generation))
+                {
+                    held.push(Gathered {
+                        link: l,
+                        end,
+                        generation,
+                        batch,
+                        command: None,
+                    });
+                    return;
+                }
                 ApplyReport::default()
             }
             Remote::Honest(n) => {
@@ -1184,7 +1203,7 @@ impl Sim {
                         end,
                         generation,
                         batch,
-                        command,
+                        command: Some(command),
                     },
                 );
                 return;
@@ -1199,7 +1218,11 @@ impl Sim {
         let linger = self.scenario.session.import_linger_ms;
         let (held, round) = &mut self.gathered[n];
         held.push(g);
-        let changes: usize = held.iter().map(|g| g.command.import_changes()).sum();
+        let changes: usize = held
+            .iter()
+            .filter_map(|g| g.command.as_ref())
+            .map(Command::import_changes)
+            .sum();
         if linger == 0 || changes >= IMPORT_LINGER_CHANGES_MIN {
             self.flush_imports(n);
         } else if held.len() == 1 {
@@ -1218,7 +1241,11 @@ impl Sim {
         if held.is_empty() {
             return;
         }
-        let kind = if held.iter().all(|g| g.command.import_changes() == 0) {
+        let kind = if held
+            .iter()
+            .filter_map(|g| g.command.as_ref())
+            .all(|c| c.import_changes() == 0)
+        {
             "checkpoint only"
         } else {
             "import"
@@ -1226,8 +1253,8 @@ impl Sim {
         let mut answers = Vec::with_capacity(held.len());
         let mut commands = Vec::with_capacity(held.len());
         for g in held {
-            answers.push((g.link, g.end, g.generation, g.batch));
-            commands.push(g.command);
+            answers.push((g.link, g.end, g.generation, g.batch, g.command.is_some()));
+            commands.extend(g.command);
         }
         let wall = self.wall(n);
         let out = self.nodes[n].run_batch(wall, commands);
@@ -1237,15 +1264,21 @@ impl Sim {
         } else {
             self.reject("import: write failed");
         }
-        for ((l, end, generation, batch), result) in answers.into_iter().zip(out.results) {
+        let mut results = out.results.into_iter();
+        for (l, end, generation, batch, wrote) in answers {
+            let result = if wrote {
+                results.next()
+            } else {
+                Some(Ok(Reply::Imported(Default::default())))
+            };
             let report = match result {
-                Ok(Reply::Imported(r)) if out.committed => Some(ApplyReport {
+                Some(Ok(Reply::Imported(r))) if out.committed => Some(ApplyReport {
                     stored: r.stored + r.pending,
                     pending: r.pending,
                     duplicate: r.duplicate,
                     rejected: r.rejected + r.invalid,
                 }),
-                Err(e) if out.committed => {
+                Some(Err(e)) if out.committed => {
                     self.reject(format!("import: {e}"));
                     None
                 }

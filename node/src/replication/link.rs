@@ -9,11 +9,16 @@
 //! Each `Apply` batch is verified on the blocking pool (signatures cost a curve operation each)
 //! and then written through the writer with the peer's checkpoint, in one durable transaction;
 //! only then is the session told, so a crash at any byte loses nothing that was acknowledged.
+//! The batches go to the link's applier task, which writes them one after the other in the order
+//! the session emitted them, while the loop goes on serving the peer: the writer may hold an
+//! import back for a while to share its commit (`writer::IMPORT_LINGER_MS`), and the peer's
+//! requests must not wait for that.
 
 use std::time::Duration;
 
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use motcua_schema::signed::SignedChange;
+use motcua_sync::session::BATCHES_IN_FLIGHT_COUNT_MAX;
 use motcua_sync::wire::MESSAGE_SIZE_BYTES_MAX;
 use motcua_sync::{ApplyReport, Checkpoint, Event, Scope, Session};
 use tokio::sync::mpsc;
@@ -25,6 +30,17 @@ use crate::writer::{Command, Reply};
 
 /// Frames read ahead of the driver loop, in frames.
 pub const READ_AHEAD_FRAMES_MAX: usize = 8;
+
+/// `Apply` batches handed to the applier and not yet answered, in batches: the session has at
+/// most [`BATCHES_IN_FLIGHT_COUNT_MAX`] of them.
+pub const APPLIES_QUEUED_COUNT_MAX: usize = BATCHES_IN_FLIGHT_COUNT_MAX;
+
+/// One batch for the applier: `None` when it only moves the checkpoint over positions with
+/// nothing new and is not written now (it is still answered in its turn).
+struct ToApply {
+    batch: u64,
+    write: Option<(Vec<Vec<u8>>, Option<Checkpoint>)>,
+}
 
 /// Runs the link until it fails, the peer leaves, or the link is cut. Returns why it ended.
 pub async fn run(
@@ -69,6 +85,15 @@ pub async fn run(
     let mut base = session.stats();
     let mut bookkeeping = super::Bookkeeping::default();
     let mut unsaved_checkpoint: Option<Checkpoint> = None;
+    let (to_apply, applies) = mpsc::channel(APPLIES_QUEUED_COUNT_MAX);
+    let (applied_tx, mut applied) = mpsc::channel(APPLIES_QUEUED_COUNT_MAX);
+    let applier = tokio::spawn(run_applier(
+        repl.clone(),
+        peer,
+        origin.clone(),
+        applies,
+        applied_tx,
+    ));
     let outcome = loop {
         // Send what the session has to say, then act on what it asks.
         while let Some(msg) = session.poll_transmit() {
@@ -95,29 +120,20 @@ pub async fn run(
                     // A batch with no records only moves the checkpoint over positions with
                     // nothing new for this node: written at most every half hour (and when
                     // the link ends), not on every empty announce.
-                    if envelopes.is_empty() && !bookkeeping.checkpoint_due(repl.now_ms()) {
-                        unsaved_checkpoint = checkpoint.or(unsaved_checkpoint);
-                        let snap = view(repl, own_store_id);
-                        tokio::task::block_in_place(|| {
-                            session.applied(repl.now_ms(), batch, ApplyReport::default(), &snap)
-                        });
-                        continue;
-                    }
-                    if checkpoint.is_some() {
-                        unsaved_checkpoint = None;
-                    }
-                    let report = apply(repl, peer, &origin, envelopes, checkpoint).await;
-                    match report {
-                        Ok(report) => {
-                            let snap = view(repl, own_store_id);
-                            tokio::task::block_in_place(|| {
-                                session.applied(repl.now_ms(), batch, report, &snap)
-                            });
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
+                    let write =
+                        if envelopes.is_empty() && !bookkeeping.checkpoint_due(repl.now_ms()) {
+                            unsaved_checkpoint = checkpoint.or(unsaved_checkpoint);
+                            None
+                        } else {
+                            if checkpoint.is_some() {
+                                unsaved_checkpoint = None;
+                            }
+                            Some((envelopes, checkpoint))
+                        };
+                    // The session holds at most as many batches as the queue: this never waits.
+                    if to_apply.send(ToApply { batch, write }).await.is_err() {
+                        failed = Some("bộ ghi dữ liệu nhận được đã dừng".to_owned());
+                        break;
                     }
                 }
                 Event::CaughtUp { .. } => {
@@ -178,6 +194,14 @@ pub async fn run(
             .poll_timeout()
             .map(|at| at.saturating_sub(repl.now_ms()));
         tokio::select! {
+            done = applied.recv() => match done {
+                Some((batch, Ok(report))) => {
+                    let snap = view(repl, own_store_id);
+                    tokio::task::block_in_place(|| session.applied(repl.now_ms(), batch, report, &snap));
+                }
+                Some((_, Err(e))) => break Err(e),
+                None => break Err("bộ ghi dữ liệu nhận được đã dừng".to_owned()),
+            },
             frame = frames.recv() => match frame {
                 Some(Ok(bytes)) => {
                     let snap = view(repl, own_store_id);
@@ -208,6 +232,11 @@ pub async fn run(
             }
         }
     };
+    // Batches handed to the applier are written before anything else of this link, so that the
+    // checkpoint below never passes a batch that is not yet written.
+    drop(to_apply);
+    while applied.recv().await.is_some() {}
+    let _ = applier.await;
     // The checkpoint moved by empty batches since the last write, so that the next session
     // starts from it.
     if let Some(c) = unsaved_checkpoint {
@@ -236,6 +265,30 @@ async fn sleep_for(ms: Option<u64>) {
     match ms {
         Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The link's applier: writes the session's batches one after the other, in the order they
+/// were emitted, and answers each in that order. Ends when the link drops its queue, or after
+/// the first failed write (the link then ends).
+async fn run_applier(
+    repl: Replication,
+    peer: [u8; 32],
+    origin: String,
+    mut batches: mpsc::Receiver<ToApply>,
+    answers: mpsc::Sender<(u64, Result<ApplyReport, String>)>,
+) {
+    while let Some(ToApply { batch, write }) = batches.recv().await {
+        let result = match write {
+            None => Ok(ApplyReport::default()),
+            Some((envelopes, checkpoint)) => {
+                apply(&repl, peer, &origin, envelopes, checkpoint).await
+            }
+        };
+        let failed = result.is_err();
+        if answers.send((batch, result)).await.is_err() || failed {
+            return;
+        }
     }
 }
 
