@@ -116,9 +116,9 @@ pub enum Command {
 impl Command {
     /// Whether the writer may hold this command back to share a commit
     /// ([`IMPORT_LINGER_MS`]): replicated changes, whose sender waits for nothing but the
-    /// durable checkpoint, unlike a person at the counter.
+    /// durable checkpoint, and what a link notes about its peer, unlike a person at the counter.
     pub fn lingers(&self) -> bool {
-        matches!(self, Command::Import { .. })
+        matches!(self, Command::Import { .. } | Command::PeerSeen { .. })
     }
 
     /// How many changes the command imports (0 for everything else).
@@ -542,8 +542,9 @@ mod tests {
 
     #[test]
     fn only_small_batches_of_imports_wait_for_more() {
-        // Why: the linger may only delay replicated changes, never a person at the counter,
-        // and never a peer catching up, whose full batches share nothing by waiting.
+        // Why: the linger may only delay replicated changes and notes about peers, never a
+        // person at the counter, and never a peer catching up, whose full batches share
+        // nothing by waiting.
         assert!(lingers(&[job(import_of(1))]));
         assert!(lingers(&[job(import_of(1)), job(import_of(0))]));
         assert!(!lingers(&[job(import_of(IMPORT_LINGER_CHANGES_MIN))]));
@@ -551,6 +552,13 @@ mod tests {
             job(import_of(IMPORT_LINGER_CHANGES_MIN - 1)),
             job(import_of(1))
         ]));
+        let note = Command::PeerSeen {
+            peer: [7; 32],
+            acked: None,
+            caught_up: true,
+            connected: false,
+        };
+        assert!(lingers(&[job(import_of(1)), job(note)]));
         let local = Command::AuditCheckpoint { seal: false };
         assert!(!lingers(&[job(import_of(1)), job(local)]));
         let full: Vec<Job> = (0..BATCH_JOBS_COUNT_MAX)

@@ -323,14 +323,13 @@ pub struct Sim {
     trace: Sha256,
 }
 
-/// An import a node's writer holds back, and the session batch to answer when it is written.
-/// `None`: a batch that writes nothing, answered in its turn after the link's earlier batches
-/// (as the node's link applier does).
+/// A write a node's writer holds back (an import, or what it notes about a peer), and the
+/// session batch to answer when it is written.
 struct Gathered {
-    link: usize,
-    end: End,
-    generation: u64,
-    batch: u64,
+    /// (link, end, connection generation, batch); `None`: nobody waits for it.
+    answer: Option<(usize, End, u64, u64)>,
+    /// `None`: a batch that writes nothing, answered in its turn after the link's earlier
+    /// batches (as the node's link applier does).
     command: Option<Command>,
 }
 
@@ -1174,15 +1173,13 @@ impl Sim {
                 let generation = self.links[l].conn.as_ref().map(|c| c.generation);
                 let held = &mut self.gathered[n].0;
                 if let Some(generation) = generation
-                    && held
-                        .iter()
-                        .any(|g| (g.link, g.end, g.generation) == (l, end, generation))
+                    && held.iter().any(|g| {
+                        g.answer
+                            .is_some_and(|(gl, ge, gg, _)| (gl, ge, gg) == (l, end, generation))
+                    })
                 {
                     held.push(Gathered {
-                        link: l,
-                        end,
-                        generation,
-                        batch,
+                        answer: Some((l, end, generation, batch)),
                         command: None,
                     });
                     return;
@@ -1199,10 +1196,7 @@ impl Sim {
                 self.gather(
                     n,
                     Gathered {
-                        link: l,
-                        end,
-                        generation,
-                        batch,
+                        answer: Some((l, end, generation, batch)),
                         command: Some(command),
                     },
                 );
@@ -1241,19 +1235,18 @@ impl Sim {
         if held.is_empty() {
             return;
         }
-        let kind = if held
-            .iter()
-            .filter_map(|g| g.command.as_ref())
-            .all(|c| c.import_changes() == 0)
-        {
+        let commands_of = || held.iter().filter_map(|g| g.command.as_ref());
+        let kind = if commands_of().any(|c| c.import_changes() > 0) {
+            "import"
+        } else if commands_of().any(|c| matches!(c, Command::Import { .. })) {
             "checkpoint only"
         } else {
-            "import"
+            "peer seen"
         };
         let mut answers = Vec::with_capacity(held.len());
         let mut commands = Vec::with_capacity(held.len());
         for g in held {
-            answers.push((g.link, g.end, g.generation, g.batch, g.command.is_some()));
+            answers.push((g.answer, g.command.is_some()));
             commands.extend(g.command);
         }
         let wall = self.wall(n);
@@ -1265,11 +1258,14 @@ impl Sim {
             self.reject("import: write failed");
         }
         let mut results = out.results.into_iter();
-        for (l, end, generation, batch, wrote) in answers {
+        for (answer, wrote) in answers {
             let result = if wrote {
                 results.next()
             } else {
                 Some(Ok(Reply::Imported(Default::default())))
+            };
+            let Some((l, end, generation, batch)) = answer else {
+                continue;
             };
             let report = match result {
                 Some(Ok(Reply::Imported(r))) if out.committed => Some(ApplyReport {
@@ -1366,20 +1362,21 @@ impl Sim {
         caught_up: bool,
         connected: bool,
     ) {
-        let wall = self.wall(n);
-        let out = self.nodes[n].run_batch(
-            wall,
-            vec![Command::PeerSeen {
-                peer,
-                acked,
-                caught_up,
-                connected,
-            }],
+        // The node's link hands it to the writer without waiting; the writer holds it back
+        // with imports (`Command::lingers`).
+        let command = Command::PeerSeen {
+            peer,
+            acked,
+            caught_up,
+            connected,
+        };
+        self.gather(
+            n,
+            Gathered {
+                answer: None,
+                command: Some(command),
+            },
         );
-        if out.committed {
-            *self.metrics.commits.entry("peer seen").or_default() += 1;
-            self.after_commit(n, out.new_entries, false);
-        }
     }
 
     /// Closes link `l`'s connection: both ends see it end after `delay` ms.

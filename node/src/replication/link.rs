@@ -138,15 +138,15 @@ pub async fn run(
                 }
                 Event::CaughtUp { .. } => {
                     if bookkeeping.caught_up_due(repl.now_ms()) {
-                        let _ = inner
-                            .writer
-                            .submit(Command::PeerSeen {
+                        note_peer(
+                            repl,
+                            Command::PeerSeen {
                                 peer,
                                 acked: None,
                                 caught_up: true,
                                 connected: false,
-                            })
-                            .await;
+                            },
+                        );
                     }
                     repl.update(peer, |s| {
                         s.last_caught_up_at = Some(crate::writer::clock_now())
@@ -160,9 +160,9 @@ pub async fn run(
                     tracing::debug!(peer = %hex::encode(&peer[..4]), checkpoint_valid, ?acked, "peer said hello");
                     // One write per connection: when it was made, and how far the peer holds
                     // this node's feed (what `bundle export` skips).
-                    let _ = inner
-                        .writer
-                        .submit(Command::PeerSeen {
+                    note_peer(
+                        repl,
+                        Command::PeerSeen {
                             peer,
                             acked: Some(acked.map(|upto| FeedMark {
                                 store_id: own_store_id,
@@ -170,8 +170,8 @@ pub async fn run(
                             })),
                             caught_up: false,
                             connected: true,
-                        })
-                        .await;
+                        },
+                    );
                 }
                 Event::ReconcileDone(report) => {
                     tracing::info!(peer = %hex::encode(&peer[..4]), ?report, "reconciliation done");
@@ -266,6 +266,18 @@ async fn sleep_for(ms: Option<u64>) {
         Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         None => std::future::pending().await,
     }
+}
+
+/// Hands what the link notes about its peer to the writer without waiting for it: the writer
+/// holds such notes back with imports (`Command::lingers`), and the link must go on serving.
+/// A note lost to a failed write is written again at the next connection or catch-up.
+fn note_peer(repl: &Replication, command: Command) {
+    let writer = repl.inner.writer.clone();
+    tokio::spawn(async move {
+        if let Err(e) = writer.submit(command).await {
+            tracing::warn!(error = %e, "noting a peer's state");
+        }
+    });
 }
 
 /// The link's applier: writes the session's batches one after the other, in the order they
