@@ -2158,6 +2158,13 @@ impl Sim {
             self.violation(format!("{} cannot be restored: {err}", self.nodes[n].name));
             return;
         }
+        // What the other nodes' writers hold back is written now, before the ground truth
+        // decides which of this node's writes the restore lost: a change waiting in the
+        // province's writer would otherwise count as lost although it is about to be held, or
+        // count as held although a crash may yet take it from that queue.
+        for m in (0..self.nodes.len()).filter(|&m| m != n) {
+            self.flush_imports(m);
+        }
         self.tracker.clear(n);
         let entries = self.nodes[n].read_new_entries();
         for e in &entries {
