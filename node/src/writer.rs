@@ -40,9 +40,11 @@ pub const IMPORT_CHANGES_COUNT_MAX: usize = 10_000;
 /// seconds, they share one, and every table page the transaction touches is written once for
 /// all of them. Local writes never wait: one arriving ends the wait, and the batch runs with it.
 pub const IMPORT_LINGER_MS: u64 = 10_000;
-/// A held-back batch runs at once when its imports carry at least this many changes: a peer
-/// catching up sends full batches, which gain nothing from waiting.
-pub const IMPORT_LINGER_CHANGES_MIN: usize = 64;
+/// A held-back batch runs at once when its imports carry at least this many changes. The
+/// linger is for the trickle of one or two changes at a time from many peers; a peer catching
+/// up (a commune's day after its link comes back, tens of changes) gains nothing from waiting
+/// and must not wait: the whole day should be at the province within seconds.
+pub const IMPORT_LINGER_CHANGES_MIN: usize = 8;
 
 /// A write request.
 #[derive(Debug)]
