@@ -156,12 +156,7 @@ fn real_main() -> Result<bool> {
                     convergence.push(c);
                 }
                 if !o.passed {
-                    let failed: Vec<&str> = o
-                        .checks
-                        .iter()
-                        .filter(|c| !c.passed)
-                        .map(|c| c.name)
-                        .collect();
+                    let failed = o.failed_checks();
                     let line = format!(
                         "seed {seed} FAILED ({}); replay with: {}",
                         failed.join(", "),

@@ -141,6 +141,17 @@ pub struct Outcome {
     pub traffic_by_hour: Vec<u64>,
 }
 
+impl Outcome {
+    /// The names of the checks that failed.
+    pub fn failed_checks(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+}
+
 /// Builds the outcome of a finished run.
 pub fn outcome(sim: &mut Sim, checks: Vec<Check>, wall_s: f64) -> Outcome {
     let mut rejects = sim.metrics.rejects.clone();

@@ -212,12 +212,7 @@ fn a_restore_counts_as_held_what_another_writer_still_holds_back() {
     // what they hold before the restore's losses are decided.
     let (scenario, path) = load("sweep");
     let (o, _) = run(&scenario, 872, &mut |_, _| {}, &|| 0.0);
-    let failed: Vec<&str> = o
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name)
-        .collect();
+    let failed = o.failed_checks();
     assert!(
         failed.is_empty(),
         "{failed:?}\nreplay with: {}",
