@@ -116,13 +116,6 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the writer may hold this command back to share a commit
-    /// ([`IMPORT_LINGER_MS`]): replicated changes, whose sender waits for nothing but the
-    /// durable checkpoint, and what a link notes about its peer, unlike a person at the counter.
-    pub fn lingers(&self) -> bool {
-        matches!(self, Command::Import { .. } | Command::PeerSeen { .. })
-    }
-
     /// How many changes the command imports (0 for everything else).
     pub fn import_changes(&self) -> usize {
         match self {
@@ -161,12 +154,15 @@ pub struct ImportReport {
     pub invalid: u64,
 }
 
-/// A command, the clock reading to run it at (the batch's when `None`), and where to answer.
-type Job = (
-    Command,
-    Option<Timestamp>,
-    oneshot::Sender<Result<Reply, CommandError>>,
-);
+/// A request to the writer.
+struct Job {
+    command: Command,
+    /// The clock reading to run it at (the batch's when `None`).
+    at: Option<Timestamp>,
+    /// Whether the writer may hold it back to share a commit ([`IMPORT_LINGER_MS`]).
+    may_wait: bool,
+    reply: oneshot::Sender<Result<Reply, CommandError>>,
+}
 
 /// The handle through which the rest of the node writes.
 #[derive(Clone)]
@@ -216,9 +212,27 @@ impl Writer {
 
     /// Submits a command and waits until it is durable (or refused).
     pub async fn submit(&self, command: Command) -> Result<Reply, CommandError> {
-        let (tx, rx) = oneshot::channel();
+        self.send(command, false).await
+    }
+
+    /// Submits what a replication link received (its imports, its notes about the peer) and
+    /// waits until it is durable: the writer may hold it back for [`IMPORT_LINGER_MS`] so that
+    /// the imports of many links share a commit. Nothing a person waits for goes this way, a
+    /// bundle import at the command line included.
+    pub async fn submit_replicated(&self, command: Command) -> Result<Reply, CommandError> {
+        self.send(command, true).await
+    }
+
+    async fn send(&self, command: Command, may_wait: bool) -> Result<Reply, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            command,
+            at: None,
+            may_wait,
+            reply,
+        };
         self.queue
-            .send((command, None, tx))
+            .send(job)
             .await
             .map_err(|_| CommandError::Internal("writer stopped".into()))?;
         rx.await
@@ -233,9 +247,15 @@ impl Writer {
         command: Command,
         at: Option<Timestamp>,
     ) -> Result<Reply, CommandError> {
-        let (tx, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            command,
+            at,
+            may_wait: false,
+            reply,
+        };
         self.queue
-            .blocking_send((command, at, tx))
+            .blocking_send(job)
             .map_err(|_| CommandError::Internal("writer stopped".into()))?;
         rx.blocking_recv()
             .map_err(|_| CommandError::Internal("writer stopped".into()))?
@@ -281,14 +301,15 @@ fn take_waiting(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
     }
 }
 
-/// Whether a gathered batch may wait for more ([`IMPORT_LINGER_MS`]): only imports, carrying
-/// fewer than [`IMPORT_LINGER_CHANGES_MIN`] changes, with room for more.
+/// Whether a gathered batch may wait for more ([`IMPORT_LINGER_MS`]): only what replication
+/// links submitted, carrying fewer than [`IMPORT_LINGER_CHANGES_MIN`] changes, with room for
+/// more.
 fn lingers(jobs: &[Job]) -> bool {
     jobs.len() < BATCH_JOBS_COUNT_MAX
-        && jobs.iter().all(|(c, _, _)| c.lingers())
+        && jobs.iter().all(|j| j.may_wait)
         && jobs
             .iter()
-            .map(|(c, _, _)| c.import_changes())
+            .map(|j| j.command.import_changes())
             .sum::<usize>()
             < IMPORT_LINGER_CHANGES_MIN
 }
@@ -300,7 +321,7 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         Ok(tx) => tx,
         Err(e) => {
             let message = format!("storage: {e}");
-            for (_, _, reply) in jobs {
+            for Job { reply, .. } in jobs {
                 let _ = reply.send(Err(CommandError::Internal(message.clone())));
             }
             return;
@@ -312,7 +333,10 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
     let mut results = Vec::with_capacity(jobs.len());
     let mut storage_failed = None;
     let mut replies = Vec::with_capacity(jobs.len());
-    for (command, at, reply) in jobs {
+    for Job {
+        command, at, reply, ..
+    } in jobs
+    {
         let ctx = Ctx {
             identity: &shared.identity,
             reference: &reference,
@@ -521,7 +545,12 @@ mod tests {
     }
 
     fn job(command: Command) -> Job {
-        (command, None, oneshot::channel().0)
+        Job {
+            command,
+            at: None,
+            may_wait: true,
+            reply: oneshot::channel().0,
+        }
     }
 
     fn import_of(changes: usize) -> Command {
@@ -561,8 +590,19 @@ mod tests {
             connected: false,
         };
         assert!(lingers(&[job(import_of(1)), job(note)]));
-        let local = Command::AuditCheckpoint { seal: false };
-        assert!(!lingers(&[job(import_of(1)), job(local)]));
+        let local = Job {
+            may_wait: false,
+            ..job(Command::AuditCheckpoint { seal: false })
+        };
+        assert!(!lingers(&[job(import_of(1)), local]));
+        let bundle = Job {
+            may_wait: false,
+            ..job(import_of(1))
+        };
+        assert!(
+            !lingers(&[bundle]),
+            "a bundle import at the command line never waits"
+        );
         let full: Vec<Job> = (0..BATCH_JOBS_COUNT_MAX)
             .map(|_| job(import_of(0)))
             .collect();

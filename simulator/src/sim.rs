@@ -1258,6 +1258,7 @@ impl Sim {
             self.reject("import: write failed");
         }
         let mut results = out.results.into_iter();
+        let mut to_drive: Vec<(usize, End)> = Vec::new();
         for (answer, wrote) in answers {
             let result = if wrote {
                 results.next()
@@ -1286,10 +1287,17 @@ impl Sim {
             match report {
                 Some(report) => {
                     self.call(l, end, |s, now, st| s.applied(now, batch, report, st));
-                    self.drive(l, end);
+                    if !to_drive.contains(&(l, end)) {
+                        to_drive.push((l, end));
+                    }
                 }
                 None => self.close_conn(l, 1),
             }
+        }
+        // Every batch written here is answered before any session runs on: a session driven
+        // after its first answer could hand over a batch that is answered before its second.
+        for (l, end) in to_drive {
+            self.drive(l, end);
         }
     }
 
@@ -1302,6 +1310,8 @@ impl Sim {
         origin: String,
         checkpoint: Option<([u8; 32], Checkpoint)>,
     ) -> Option<ApplyReport> {
+        // Not a link's: it does not wait, and ends the writer's wait (see `local`).
+        self.flush_imports(n);
         let empty = envelopes.is_empty();
         let command = self.import_command(envelopes, origin, checkpoint);
         let wall = self.wall(n);
@@ -1363,7 +1373,7 @@ impl Sim {
         connected: bool,
     ) {
         // The node's link hands it to the writer without waiting; the writer holds it back
-        // with imports (`Command::lingers`).
+        // with imports (`Writer::submit_replicated`).
         let command = Command::PeerSeen {
             peer,
             acked,
@@ -1680,6 +1690,10 @@ impl Sim {
         command: Command,
         doc: impl Fn(&Reply) -> String,
     ) -> Result<(Reply, [u8; 32]), CommandError> {
+        // A local write ends the writer's wait: what it holds back is written first (the node
+        // writes both in one transaction; here they are two, so that the local write's result
+        // and feed entries stay its own).
+        self.flush_imports(n);
         let wall = self.wall(n);
         let out = self.nodes[n].run_batch(wall, vec![command]);
         if out.committed {

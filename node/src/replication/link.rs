@@ -32,14 +32,17 @@ use crate::writer::{Command, Reply};
 pub const READ_AHEAD_FRAMES_MAX: usize = 8;
 
 /// `Apply` batches handed to the applier and not yet answered, in batches: the session has at
-/// most [`BATCHES_IN_FLIGHT_COUNT_MAX`] of them.
-pub const APPLIES_QUEUED_COUNT_MAX: usize = BATCHES_IN_FLIGHT_COUNT_MAX;
+/// most [`BATCHES_IN_FLIGHT_COUNT_MAX`] of them, and one more as a repair ends. Twice that, so
+/// that handing one over never waits.
+pub const APPLIES_QUEUED_COUNT_MAX: usize = 2 * BATCHES_IN_FLIGHT_COUNT_MAX;
 
-/// One batch for the applier: `None` when it only moves the checkpoint over positions with
-/// nothing new and is not written now (it is still answered in its turn).
+/// One batch for the applier. `write` is false when it only moves the checkpoint over positions
+/// with nothing new: it is not written now, only remembered (and still answered in its turn).
 struct ToApply {
     batch: u64,
-    write: Option<(Vec<Vec<u8>>, Option<Checkpoint>)>,
+    envelopes: Vec<Vec<u8>>,
+    checkpoint: Option<Checkpoint>,
+    write: bool,
 }
 
 /// Runs the link until it fails, the peer leaves, or the link is cut. Returns why it ended.
@@ -84,7 +87,6 @@ pub async fn run(
     let origin = format!("peer:{}", hex::encode(&peer[..8]));
     let mut base = session.stats();
     let mut bookkeeping = super::Bookkeeping::default();
-    let mut unsaved_checkpoint: Option<Checkpoint> = None;
     let (to_apply, applies) = mpsc::channel(APPLIES_QUEUED_COUNT_MAX);
     let (applied_tx, mut applied) = mpsc::channel(APPLIES_QUEUED_COUNT_MAX);
     let applier = tokio::spawn(run_applier(
@@ -94,7 +96,7 @@ pub async fn run(
         applies,
         applied_tx,
     ));
-    let outcome = loop {
+    let outcome = 'link: loop {
         // Send what the session has to say, then act on what it asks.
         while let Some(msg) = session.poll_transmit() {
             let sent = match msg.encode() {
@@ -105,8 +107,7 @@ pub async fn run(
             };
             if let Err(e) = sent {
                 session.close();
-                reader.abort();
-                return Err(e);
+                break 'link Err(e);
             }
         }
         let mut failed = None;
@@ -120,18 +121,15 @@ pub async fn run(
                     // A batch with no records only moves the checkpoint over positions with
                     // nothing new for this node: written at most every half hour (and when
                     // the link ends), not on every empty announce.
-                    let write =
-                        if envelopes.is_empty() && !bookkeeping.checkpoint_due(repl.now_ms()) {
-                            unsaved_checkpoint = checkpoint.or(unsaved_checkpoint);
-                            None
-                        } else {
-                            if checkpoint.is_some() {
-                                unsaved_checkpoint = None;
-                            }
-                            Some((envelopes, checkpoint))
-                        };
-                    // The session holds at most as many batches as the queue: this never waits.
-                    if to_apply.send(ToApply { batch, write }).await.is_err() {
+                    let write = !envelopes.is_empty() || bookkeeping.checkpoint_due(repl.now_ms());
+                    let next = ToApply {
+                        batch,
+                        envelopes,
+                        checkpoint,
+                        write,
+                    };
+                    // The session holds fewer batches than the queue: this never waits.
+                    if to_apply.send(next).await.is_err() {
                         failed = Some("bộ ghi dữ liệu nhận được đã dừng".to_owned());
                         break;
                     }
@@ -232,14 +230,13 @@ pub async fn run(
             }
         }
     };
-    // Batches handed to the applier are written before anything else of this link, so that the
-    // checkpoint below never passes a batch that is not yet written.
+    // Batches handed to the applier are written before anything else of this link. Then the
+    // checkpoint that batches with nothing new moved since the applier's last write, so that the
+    // next session starts from it; the applier kept it in write order, so it never passes a
+    // batch that was not written (after a failed write it only covers the batches before it).
     drop(to_apply);
     while applied.recv().await.is_some() {}
-    let _ = applier.await;
-    // The checkpoint moved by empty batches since the last write, so that the next session
-    // starts from it.
-    if let Some(c) = unsaved_checkpoint {
+    if let Ok(Some(c)) = applier.await {
         let _ = apply(repl, peer, &origin, Vec::new(), Some(c)).await;
     }
     // Flush whatever the session said last (e.g. its error message) before closing.
@@ -269,12 +266,13 @@ async fn sleep_for(ms: Option<u64>) {
 }
 
 /// Hands what the link notes about its peer to the writer without waiting for it: the writer
-/// holds such notes back with imports (`Command::lingers`), and the link must go on serving.
+/// holds such notes back with imports (`Writer::submit_replicated`), and the link must go on
+/// serving.
 /// A note lost to a failed write is written again at the next connection or catch-up.
 fn note_peer(repl: &Replication, command: Command) {
     let writer = repl.inner.writer.clone();
     tokio::spawn(async move {
-        if let Err(e) = writer.submit(command).await {
+        if let Err(e) = writer.submit_replicated(command).await {
             tracing::warn!(error = %e, "noting a peer's state");
         }
     });
@@ -282,26 +280,33 @@ fn note_peer(repl: &Replication, command: Command) {
 
 /// The link's applier: writes the session's batches one after the other, in the order they
 /// were emitted, and answers each in that order. Ends when the link drops its queue, or after
-/// the first failed write (the link then ends).
+/// the first failed write (the link then ends). Returns the checkpoint that batches with
+/// nothing new moved past its last write, for the link to write as it ends.
 async fn run_applier(
     repl: Replication,
     peer: [u8; 32],
     origin: String,
     mut batches: mpsc::Receiver<ToApply>,
     answers: mpsc::Sender<(u64, Result<ApplyReport, String>)>,
-) {
-    while let Some(ToApply { batch, write }) = batches.recv().await {
-        let result = match write {
-            None => Ok(ApplyReport::default()),
-            Some((envelopes, checkpoint)) => {
-                apply(&repl, peer, &origin, envelopes, checkpoint).await
+) -> Option<Checkpoint> {
+    let mut unsaved: Option<Checkpoint> = None;
+    while let Some(next) = batches.recv().await {
+        let result = if next.write {
+            let result = apply(&repl, peer, &origin, next.envelopes, next.checkpoint).await;
+            if result.is_ok() && next.checkpoint.is_some() {
+                unsaved = None;
             }
+            result
+        } else {
+            unsaved = next.checkpoint.or(unsaved);
+            Ok(ApplyReport::default())
         };
         let failed = result.is_err();
-        if answers.send((batch, result)).await.is_err() || failed {
-            return;
+        if answers.send((next.batch, result)).await.is_err() || failed {
+            break;
         }
     }
+    unsaved
 }
 
 /// Verifies a batch off the async threads, then applies it with its checkpoint.
@@ -339,7 +344,7 @@ async fn apply(
         origin: origin.to_owned(),
         checkpoint: checkpoint.map(|c| (peer, c.into())),
     };
-    match repl.inner.writer.submit(command).await {
+    match repl.inner.writer.submit_replicated(command).await {
         Ok(Reply::Imported(r)) => Ok(ApplyReport {
             stored: r.stored + r.pending,
             pending: r.pending,
