@@ -154,6 +154,19 @@ pub struct ImportReport {
     pub invalid: u64,
 }
 
+impl From<ImportReport> for motcua_sync::ApplyReport {
+    /// What a session is told of an import: changes held pending count as stored (they are),
+    /// and those that did not verify as rejected.
+    fn from(r: ImportReport) -> Self {
+        motcua_sync::ApplyReport {
+            stored: r.stored + r.pending,
+            pending: r.pending,
+            duplicate: r.duplicate,
+            rejected: r.rejected + r.invalid,
+        }
+    }
+}
+
 /// A request to the writer.
 struct Job {
     command: Command,
@@ -302,16 +315,17 @@ fn take_waiting(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
 }
 
 /// Whether a gathered batch may wait for more ([`IMPORT_LINGER_MS`]): only what replication
-/// links submitted, carrying fewer than [`IMPORT_LINGER_CHANGES_MIN`] changes, with room for
-/// more.
+/// links submitted, with room for more (see [`may_wait_for_more`]).
 fn lingers(jobs: &[Job]) -> bool {
-    jobs.len() < BATCH_JOBS_COUNT_MAX
-        && jobs.iter().all(|j| j.may_wait)
-        && jobs
-            .iter()
-            .map(|j| j.command.import_changes())
-            .sum::<usize>()
-            < IMPORT_LINGER_CHANGES_MIN
+    jobs.iter().all(|j| j.may_wait) && may_wait_for_more(jobs.iter().map(|j| &j.command))
+}
+
+/// Whether a batch of what replication links submitted may wait for more: it has room for more
+/// and its imports carry fewer than [`IMPORT_LINGER_CHANGES_MIN`] changes. The simulator's model
+/// of the writer asks the same.
+pub fn may_wait_for_more<'a>(commands: impl Iterator<Item = &'a Command> + Clone) -> bool {
+    commands.clone().count() < BATCH_JOBS_COUNT_MAX
+        && commands.map(Command::import_changes).sum::<usize>() < IMPORT_LINGER_CHANGES_MIN
 }
 
 fn run_batch(shared: &Shared, jobs: Vec<Job>) {

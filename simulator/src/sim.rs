@@ -22,16 +22,15 @@ use motcua_node::replication::bundle::{AfterBundle, checkpoint_after, start_afte
 use motcua_node::replication::source::LazySnapshot;
 use motcua_node::replication::{
     CONNECTION_STABLE_MS, DIAL_TIMEOUT_MS, FeedStart, IDLE_TIMEOUT_MS, REDIAL_BACKOFF_MS_MAX,
-    REDIAL_BACKOFF_MS_MIN, scope_of, start_session,
+    REDIAL_BACKOFF_MS_MIN, import_command, scope_of, start_session,
 };
 use motcua_node::store::peers::FeedMark;
-use motcua_node::writer::{Command, IMPORT_LINGER_CHANGES_MIN, Reply};
+use motcua_node::writer::{Command, Reply, may_wait_for_more};
 use motcua_schema::calendar::Calendar;
 use motcua_schema::catalog::{Catalog, Level};
 use motcua_schema::dossier::{Event as DossierEvent, EventBody, Header};
 use motcua_schema::ids::UnitCode;
 use motcua_schema::rating::Rating;
-use motcua_schema::signed::SignedChange;
 use motcua_schema::timestamp::Timestamp;
 use motcua_schema::trust::{Role, SignedRecord};
 use motcua_sync::bundle::{bundle_bytes, read_bundle};
@@ -1212,12 +1211,7 @@ impl Sim {
         let linger = self.scenario.session.import_linger_ms;
         let (held, round) = &mut self.gathered[n];
         held.push(g);
-        let changes: usize = held
-            .iter()
-            .filter_map(|g| g.command.as_ref())
-            .map(Command::import_changes)
-            .sum();
-        if linger == 0 || changes >= IMPORT_LINGER_CHANGES_MIN {
+        if linger == 0 || !may_wait_for_more(held.iter().filter_map(|g| g.command.as_ref())) {
             self.flush_imports(n);
         } else if held.len() == 1 {
             let round = *round;
@@ -1269,12 +1263,7 @@ impl Sim {
                 continue;
             };
             let report = match result {
-                Some(Ok(Reply::Imported(r))) if out.committed => Some(ApplyReport {
-                    stored: r.stored + r.pending,
-                    pending: r.pending,
-                    duplicate: r.duplicate,
-                    rejected: r.rejected + r.invalid,
-                }),
+                Some(Ok(Reply::Imported(r))) if out.committed => Some(r.into()),
                 Some(Err(e)) if out.committed => {
                     self.reject(format!("import: {e}"));
                     None
@@ -1324,12 +1313,7 @@ impl Sim {
         *self.metrics.commits.entry(kind).or_default() += 1;
         self.after_commit(n, out.new_entries, false);
         match out.results.into_iter().next() {
-            Some(Ok(Reply::Imported(r))) => Some(ApplyReport {
-                stored: r.stored + r.pending,
-                pending: r.pending,
-                duplicate: r.duplicate,
-                rejected: r.rejected + r.invalid,
-            }),
+            Some(Ok(Reply::Imported(r))) => Some(r.into()),
             Some(Err(e)) => {
                 self.reject(format!("import: {e}"));
                 None
@@ -1338,30 +1322,19 @@ impl Sim {
         }
     }
 
-    /// Verifies envelopes as the node's link does before it hands them to the writer.
+    /// Verifies envelopes as the node's link does before it hands them to the writer
+    /// (`replication::import_command`), counting each refusal.
     fn import_command(
         &mut self,
         envelopes: Vec<Vec<u8>>,
         origin: String,
         checkpoint: Option<([u8; 32], Checkpoint)>,
     ) -> Command {
-        let mut changes = Vec::with_capacity(envelopes.len());
-        let mut invalid = 0u64;
-        for env in &envelopes {
-            match SignedChange::decode(env) {
-                Ok(c) => changes.push(c),
-                Err(e) => {
-                    invalid += 1;
-                    self.reject(format!("verify: {}", e.reason()));
-                }
-            }
+        let (command, refused) = import_command(&envelopes, origin, checkpoint);
+        for reason in refused {
+            self.reject(format!("verify: {reason}"));
         }
-        Command::Import {
-            changes,
-            invalid,
-            origin,
-            checkpoint: checkpoint.map(|(peer, c)| (peer, c.into())),
-        }
+        command
     }
 
     fn write_peer_seen(

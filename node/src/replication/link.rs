@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use iroh::endpoint::{Connection, RecvStream, SendStream};
-use motcua_schema::signed::SignedChange;
 use motcua_sync::session::BATCHES_IN_FLIGHT_COUNT_MAX;
 use motcua_sync::wire::MESSAGE_SIZE_BYTES_MAX;
 use motcua_sync::{ApplyReport, Checkpoint, Event, Scope, Session};
@@ -35,6 +34,9 @@ pub const READ_AHEAD_FRAMES_MAX: usize = 8;
 /// most [`BATCHES_IN_FLIGHT_COUNT_MAX`] of them, and one more as a repair ends. Twice that, so
 /// that handing one over never waits.
 pub const APPLIES_QUEUED_COUNT_MAX: usize = 2 * BATCHES_IN_FLIGHT_COUNT_MAX;
+
+/// Why a link ends when its applier is gone (it stops after a failed write, which it reports).
+const APPLIER_STOPPED: &str = "bộ ghi dữ liệu nhận được đã dừng";
 
 /// One batch for the applier. `write` is false when it only moves the checkpoint over positions
 /// with nothing new: it is not written now, only remembered (and still answered in its turn).
@@ -130,7 +132,7 @@ pub async fn run(
                     };
                     // The session holds fewer batches than the queue: this never waits.
                     if to_apply.send(next).await.is_err() {
-                        failed = Some("bộ ghi dữ liệu nhận được đã dừng".to_owned());
+                        failed = Some(APPLIER_STOPPED.to_owned());
                         break;
                     }
                 }
@@ -198,7 +200,7 @@ pub async fn run(
                     tokio::task::block_in_place(|| session.applied(repl.now_ms(), batch, report, &snap));
                 }
                 Some((_, Err(e))) => break Err(e),
-                None => break Err("bộ ghi dữ liệu nhận được đã dừng".to_owned()),
+                None => break Err(APPLIER_STOPPED.to_owned()),
             },
             frame = frames.recv() => match frame {
                 Some(Ok(bytes)) => {
@@ -317,40 +319,17 @@ async fn apply(
     envelopes: Vec<Vec<u8>>,
     checkpoint: Option<Checkpoint>,
 ) -> Result<ApplyReport, String> {
-    let origin_owned = origin.to_owned();
-    let (changes, invalid) = tokio::task::spawn_blocking(move || {
-        let mut changes = Vec::with_capacity(envelopes.len());
-        let mut invalid = 0u64;
-        for bytes in &envelopes {
-            match SignedChange::decode(bytes) {
-                Ok(c) => changes.push(c),
-                Err(e) => {
-                    tracing::warn!(
-                        origin = origin_owned,
-                        reason = e.reason(),
-                        "received change does not verify"
-                    );
-                    invalid += 1;
-                }
-            }
-        }
-        (changes, invalid)
+    let owned = origin.to_owned();
+    let (command, refused) = tokio::task::spawn_blocking(move || {
+        super::import_command(&envelopes, owned, checkpoint.map(|c| (peer, c)))
     })
     .await
     .map_err(|e| e.to_string())?;
-    let command = Command::Import {
-        changes,
-        invalid,
-        origin: origin.to_owned(),
-        checkpoint: checkpoint.map(|c| (peer, c.into())),
-    };
+    for reason in refused {
+        tracing::warn!(origin, reason, "received change does not verify");
+    }
     match repl.inner.writer.submit_replicated(command).await {
-        Ok(Reply::Imported(r)) => Ok(ApplyReport {
-            stored: r.stored + r.pending,
-            pending: r.pending,
-            duplicate: r.duplicate,
-            rejected: r.rejected + r.invalid,
-        }),
+        Ok(Reply::Imported(r)) => Ok(r.into()),
         Ok(_) => Err("unexpected writer reply".to_owned()),
         Err(e) => Err(format!("ghi dữ liệu nhận được: {e}")),
     }

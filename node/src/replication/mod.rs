@@ -143,6 +143,33 @@ pub fn start_session(
     Ok(session)
 }
 
+/// Decodes and verifies a batch of envelopes received from `checkpoint`'s peer (or a bundle) as
+/// every driver must before the writer sees it (parse, hash, signature, actor binding), and
+/// makes the import command of the ones that verify. Returns it with the reason each other
+/// envelope was refused. Verifying costs a curve operation per change: the node's link runs this
+/// on the blocking pool.
+pub fn import_command(
+    envelopes: &[Vec<u8>],
+    origin: String,
+    checkpoint: Option<([u8; 32], motcua_sync::Checkpoint)>,
+) -> (crate::writer::Command, Vec<&'static str>) {
+    let mut changes = Vec::with_capacity(envelopes.len());
+    let mut refused = Vec::new();
+    for bytes in envelopes {
+        match motcua_schema::signed::SignedChange::decode(bytes) {
+            Ok(c) => changes.push(c),
+            Err(e) => refused.push(e.reason()),
+        }
+    }
+    let command = crate::writer::Command::Import {
+        changes,
+        invalid: refused.len() as u64,
+        origin,
+        checkpoint: checkpoint.map(|(peer, c)| (peer, c.into())),
+    };
+    (command, refused)
+}
+
 /// What the status pages and the API show about one peer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PeerStatus {
