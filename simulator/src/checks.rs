@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use automerge::ReadDoc;
 use motcua_node::store::Store;
 use motcua_node::store::tables::{
-    CHANGES, COUNTERS, DOC_CHANGES, DOCS, DOSSIERS, FORKS, IDX_DUE, IDX_RATING_UNIT, IDX_STATUS,
-    IDX_TRANSFER, IDX_UNIT, PENDING, RATINGS, REJECTS,
+    CHANGES, COUNTERS, DOC_ROWS, DOSSIERS, FORKS, IDX_DUE, IDX_RATING_UNIT, IDX_STATUS,
+    IDX_TRANSFER, IDX_UNIT, PENDING, RATINGS, REJECTS, doc_state_key,
 };
 use motcua_schema::report::Period;
 use redb::{ReadableDatabase, ReadableMultimapTable, ReadableTable};
@@ -105,16 +105,21 @@ fn doc_changes(store: &Store) -> BTreeMap<String, BTreeSet<[u8; 32]>> {
     let Ok(tx) = store.db().begin_read() else {
         return out;
     };
-    let Ok(t) = tx.open_table(DOC_CHANGES) else {
+    let Ok(t) = tx.open_table(DOC_ROWS) else {
         return out;
     };
     let Ok(iter) = t.iter() else {
         return out;
     };
     for (k, v) in iter.flatten() {
-        out.entry(k.value().0.to_owned())
-            .or_default()
-            .insert(*v.value());
+        // A document's state row has no actor; the others are its changes.
+        let (doc, actor, _) = k.value();
+        if actor.is_empty() {
+            continue;
+        }
+        if let Ok(hash) = <[u8; 32]>::try_from(v.value()) {
+            out.entry(doc.to_owned()).or_default().insert(hash);
+        }
     }
     out
 }
@@ -139,13 +144,7 @@ fn pending(store: &Store) -> BTreeSet<[u8; 32]> {
 /// stored bytes to the state they load to: a hundred communes holding the same catalog bytes
 /// load it once.
 fn doc_state(store: &Store, doc: &str, memo: &mut HashMap<[u8; 32], String>) -> String {
-    let Ok(tx) = store.db().begin_read() else {
-        return String::new();
-    };
-    let Ok(t) = tx.open_table(DOCS) else {
-        return String::new();
-    };
-    let Some(bytes) = t.get(doc).ok().flatten().map(|v| v.value().to_vec()) else {
+    let Some(bytes) = stored_state(store, doc) else {
         return "absent".into();
     };
     let key: [u8; 32] = Sha256::digest(&bytes).into();
@@ -174,14 +173,18 @@ fn state_of(doc: &str, bytes: &[u8]) -> String {
     format!("{heads:?} {body}")
 }
 
+/// The stored bytes of a document's state; `None` when absent (or unreadable).
+fn stored_state(store: &Store, doc: &str) -> Option<Vec<u8>> {
+    let tx = store.db().begin_read().ok()?;
+    let t = tx.open_table(DOC_ROWS).ok()?;
+    t.get(doc_state_key(doc))
+        .ok()
+        .flatten()
+        .map(|v| v.value().to_vec())
+}
+
 fn doc_has_change(store: &Store, doc: &str, hash: &[u8; 32]) -> bool {
-    let Ok(tx) = store.db().begin_read() else {
-        return false;
-    };
-    let Ok(t) = tx.open_table(DOCS) else {
-        return false;
-    };
-    let Some(bytes) = t.get(doc).ok().flatten().map(|v| v.value().to_vec()) else {
+    let Some(bytes) = stored_state(store, doc) else {
         return false;
     };
     automerge::Automerge::load(&bytes).ok().is_some_and(|d| {

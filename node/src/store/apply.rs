@@ -186,10 +186,12 @@ impl<'t> Apply<'t> {
         let doc_text = signed.doc_id_text().to_owned();
         let actor = signed.actor().to_bytes().to_vec();
         {
-            let seqs = self.tx.open_table(DOC_CHANGES)?;
+            let seqs = self.tx.open_table(DOC_ROWS)?;
             let existing: Option<[u8; 32]> = seqs
                 .get((doc_text.as_str(), actor.as_slice(), signed.seq()))?
-                .map(|v| *v.value());
+                .map(|v| v.value().try_into())
+                .transpose()
+                .map_err(|e| corrupt("change row", e))?;
             if let Some(first) = existing {
                 drop(seqs);
                 let message = format!(
@@ -283,8 +285,8 @@ impl<'t> Apply<'t> {
     /// The document's stored state: from the cache when it holds exactly the stored bytes,
     /// parsed from them otherwise.
     fn load_doc(&self, doc_text: &str) -> Result<Option<Automerge>, StoreError> {
-        let docs = self.tx.open_table(DOCS)?;
-        let Some(stored) = docs.get(doc_text)? else {
+        let docs = self.tx.open_table(DOC_ROWS)?;
+        let Some(stored) = docs.get(doc_state_key(doc_text))? else {
             return Ok(None);
         };
         if let Some(doc) = self.docs.take(doc_text, stored.value()) {
@@ -303,8 +305,8 @@ impl<'t> Apply<'t> {
             .open_table(CHANGES)?
             .insert(&hash, envelope.as_slice())?;
         self.tx
-            .open_table(DOC_CHANGES)?
-            .insert((signed.doc_id_text(), actor, signed.seq()), &hash)?;
+            .open_table(DOC_ROWS)?
+            .insert((signed.doc_id_text(), actor, signed.seq()), hash.as_slice())?;
         let mut feed = self.tx.open_table(FEED)?;
         let pos = feed.last()?.map_or(0, |(k, _)| k.value()) + 1;
         let size = u32::try_from(envelope.len()).unwrap_or(u32::MAX);
@@ -380,12 +382,12 @@ impl<'t> Apply<'t> {
     ) -> Result<(), StoreError> {
         let text = doc_id.to_string();
         let bytes = {
-            let mut docs = self.tx.open_table(DOCS)?;
+            let mut docs = self.tx.open_table(DOC_ROWS)?;
             let bytes = {
-                let old = docs.get(text.as_str())?;
+                let old = docs.get(doc_state_key(&text))?;
                 doc_cache::stored_bytes(old.as_ref().map(|v| v.value()), appended, &doc)
             };
-            docs.insert(text.as_str(), bytes.as_slice())?;
+            docs.insert(doc_state_key(&text), bytes.as_slice())?;
             bytes
         };
         self.derive(doc_id, &text, &doc, prior)?;

@@ -8,6 +8,12 @@
 //! there. `actor-seq-1` has every field of the new key, so its rows are re-keyed. Both were
 //! written by one function in one transaction, so they hold as many rows; if they do not, every
 //! change `doc-changes-1` lists is indexed again from its stored envelope.
+//!
+//! **Format 2 → 3.** `docs-1` (document id → stored state) and `doc-changes-2` became one table,
+//! `doc-rows-3`, keyed (document id, actor, seq): a document's state at (document, no actor, 0),
+//! its change rows after it. Every change wrote its document's new state and its own row at
+//! unrelated places of two trees; side by side they share a path (BENCHMARKS.md (h)). Rows are
+//! copied as they are.
 
 use motcua_schema::signed::SignedChange;
 use redb::{
@@ -15,12 +21,19 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
-use super::tables::{CHANGES, DOC_CHANGES};
+use super::tables::{CHANGES, DOC_ROWS, doc_state_key};
 use super::{StoreError, corrupt};
 
 /// Format 1's index of each document's changes.
 const DOC_CHANGES_V1: MultimapTableDefinition<'_, &str, &[u8; 32]> =
     MultimapTableDefinition::new("doc-changes-1");
+
+/// Format 2's index of each document's changes (format 1's two merged).
+const DOC_CHANGES_V2: TableDefinition<'_, (&str, &[u8], u64), &[u8; 32]> =
+    TableDefinition::new("doc-changes-2");
+
+/// Format 2's stored document states.
+const DOCS_V2: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs-1");
 
 /// Format 1's index of changes by (actor, document, seq).
 const ACTOR_SEQ_V1: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> =
@@ -32,12 +45,36 @@ pub(super) fn run(tx: &WriteTransaction, from: u32) -> Result<(), StoreError> {
         tracing::info!(from, "migrating the store: merging its change indexes");
         merge_change_indexes(tx)?;
     }
+    if from < 3 {
+        tracing::info!(
+            from,
+            "migrating the store: keeping each document's rows together"
+        );
+        merge_doc_rows(tx)?;
+    }
+    Ok(())
+}
+
+fn merge_doc_rows(tx: &WriteTransaction) -> Result<(), StoreError> {
+    {
+        let mut new = tx.open_table(DOC_ROWS)?;
+        for row in tx.open_table(DOC_CHANGES_V2)?.iter()? {
+            let (key, hash) = row?;
+            new.insert(key.value(), hash.value().as_slice())?;
+        }
+        for row in tx.open_table(DOCS_V2)?.iter()? {
+            let (doc, bytes) = row?;
+            new.insert(doc_state_key(doc.value()), bytes.value())?;
+        }
+    }
+    tx.delete_table(DOC_CHANGES_V2)?;
+    tx.delete_table(DOCS_V2)?;
     Ok(())
 }
 
 fn merge_change_indexes(tx: &WriteTransaction) -> Result<(), StoreError> {
     {
-        let mut new = tx.open_table(DOC_CHANGES)?;
+        let mut new = tx.open_table(DOC_CHANGES_V2)?;
         let old = tx.open_table(ACTOR_SEQ_V1)?;
         for row in old.iter()? {
             let (key, hash) = row?;
@@ -77,6 +114,31 @@ mod tests {
     use motcua_schema::ids::DocId;
     use redb::{Database, MultimapTableHandle, ReadableDatabase, TableHandle};
 
+    /// The write transaction that makes an empty store one of `format`; the caller adds rows.
+    fn begin_format(db: &Database, format: u32) -> redb::WriteTransaction {
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            meta.insert("format", format.to_be_bytes().as_slice())
+                .unwrap();
+            meta.insert("store_id", [7u8; 16].as_slice()).unwrap();
+        }
+        tx
+    }
+
+    /// The names of every table of the store, multimap or not.
+    fn table_names(tx: &redb::ReadTransaction) -> Vec<String> {
+        tx.list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .chain(
+                tx.list_multimap_tables()
+                    .unwrap()
+                    .map(|t| t.name().to_owned()),
+            )
+            .collect()
+    }
+
     #[test]
     fn a_format_1_store_opens_with_its_change_indexes_merged() {
         // Why: a node upgraded in place must keep every change's index row (equivocation
@@ -86,12 +148,8 @@ mod tests {
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .unwrap();
         let doc = "dossier/000.00.01.H99-251124-0001";
-        let tx = db.begin_write().unwrap();
+        let tx = begin_format(&db, 1);
         {
-            let mut meta = tx.open_table(META).unwrap();
-            meta.insert("format", 1u32.to_be_bytes().as_slice())
-                .unwrap();
-            meta.insert("store_id", [7u8; 16].as_slice()).unwrap();
             let mut seqs = tx.open_table(ACTOR_SEQ_V1).unwrap();
             let mut listed = tx.open_multimap_table(DOC_CHANGES_V1).unwrap();
             let mut changes = tx.open_table(CHANGES).unwrap();
@@ -107,31 +165,67 @@ mod tests {
         let store = Store::init(db).unwrap();
         let tx = store.db().begin_read().unwrap();
         let format = tx.open_table(META).unwrap().get("format").unwrap().unwrap();
-        assert_eq!(format.value(), 2u32.to_be_bytes());
-        let names: Vec<String> = tx
-            .list_tables()
-            .unwrap()
-            .map(|t| t.name().to_owned())
-            .chain(
-                tx.list_multimap_tables()
-                    .unwrap()
-                    .map(|t| t.name().to_owned()),
-            )
-            .collect();
-        assert!(names.iter().any(|n| n == "doc-changes-2"), "{names:?}");
+        assert_eq!(format.value(), 3u32.to_be_bytes());
+        let names = table_names(&tx);
+        assert!(names.iter().any(|n| n == "doc-rows-3"), "{names:?}");
         assert!(
             !names
                 .iter()
-                .any(|n| n == "actor-seq-1" || n == "doc-changes-1"),
+                .any(|n| n == "actor-seq-1" || n == "doc-changes-1" || n == "doc-changes-2"),
             "{names:?}"
         );
-        let rows = tx.open_table(DOC_CHANGES).unwrap();
+        let rows = tx.open_table(DOC_ROWS).unwrap();
         for seq in 1..=3u64 {
             let hash = rows.get((doc, &[9u8; 16][..], seq)).unwrap().unwrap();
-            assert_eq!(*hash.value(), [seq as u8; 32]);
+            assert_eq!(hash.value(), [seq as u8; 32]);
         }
         let id = DocId::parse(doc).unwrap();
         let envelopes = store.doc_changes(&id).unwrap();
         assert_eq!(envelopes.len(), 3);
+    }
+
+    #[test]
+    fn a_format_2_store_opens_with_each_documents_rows_together() {
+        // Why: a node upgraded in place must keep every document's state (every read of a
+        // document loads it) and every change's row (equivocation detection, a document's
+        // history), now side by side in one table, and lose the two old tables.
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let mut doc = automerge::Automerge::new();
+        let mut tx = doc.transaction();
+        automerge::transaction::Transactable::put(&mut tx, automerge::ROOT, "k", 1).unwrap();
+        tx.commit();
+        let id = "dossier/000.00.01.H99-251124-0001";
+        let saved = doc.save();
+        let tx = begin_format(&db, 2);
+        {
+            let mut rows = tx.open_table(DOC_CHANGES_V2).unwrap();
+            let mut changes = tx.open_table(CHANGES).unwrap();
+            for seq in 1..=2u64 {
+                let hash = [seq as u8; 32];
+                rows.insert((id, &[9u8; 16][..], seq), &hash).unwrap();
+                changes.insert(&hash, [seq as u8; 4].as_slice()).unwrap();
+            }
+            tx.open_table(DOCS_V2)
+                .unwrap()
+                .insert(id, saved.as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+
+        let store = Store::init(db).unwrap();
+        let doc_id = DocId::parse(id).unwrap();
+        let loaded = store.load_doc(&doc_id).unwrap().expect("the state is kept");
+        assert_eq!(loaded.get_heads(), doc.get_heads());
+        assert_eq!(store.doc_changes(&doc_id).unwrap().len(), 2);
+        let tx = store.db().begin_read().unwrap();
+        let names = table_names(&tx);
+        assert!(
+            !names.iter().any(|n| n == "docs-1" || n == "doc-changes-2"),
+            "{names:?}"
+        );
+        let rows = tx.open_table(DOC_ROWS).unwrap();
+        assert_eq!(rows.len().unwrap(), 3, "one state row and two change rows");
     }
 }

@@ -226,10 +226,9 @@ impl Store {
             }
             tx.open_table(CHANGES)?;
             tx.open_table(FEED)?;
-            tx.open_table(DOC_CHANGES)?;
+            tx.open_table(DOC_ROWS)?;
             tx.open_multimap_table(PENDING)?;
             tx.open_table(FORKS)?;
-            tx.open_table(DOCS)?;
             tx.open_table(DOSSIERS)?;
             tx.open_table(IDX_STATUS)?;
             tx.open_table(IDX_DUE)?;
@@ -285,9 +284,9 @@ impl Store {
     /// Loads a document's current state.
     pub fn load_doc(&self, doc: &DocId) -> Result<Option<Automerge>, StoreError> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(DOCS)?;
+        let table = tx.open_table(DOC_ROWS)?;
         let id = doc.to_string();
-        let bytes = table.get(id.as_str())?.map(|v| v.value().to_vec());
+        let bytes = table.get(doc_state_key(&id))?.map(|v| v.value().to_vec());
         bytes
             .map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e)))
             .transpose()
@@ -300,9 +299,9 @@ impl Store {
         };
         let doc_id = DocId::Dossier(code);
         let tx = self.db.begin_read()?;
-        let docs = tx.open_table(DOCS)?;
+        let docs = tx.open_table(DOC_ROWS)?;
         let id = doc_id.to_string();
-        let Some(bytes) = docs.get(id.as_str())?.map(|v| v.value().to_vec()) else {
+        let Some(bytes) = docs.get(doc_state_key(&id))?.map(|v| v.value().to_vec()) else {
             return Ok(None);
         };
         let doc = Automerge::load(&bytes).map_err(|e| corrupt("document", e))?;
@@ -576,16 +575,20 @@ impl Store {
     /// Every stored change of one document, encoded.
     pub fn doc_changes(&self, doc: &DocId) -> Result<Vec<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read()?;
-        let idx = tx.open_table(DOC_CHANGES)?;
+        let idx = tx.open_table(DOC_ROWS)?;
         let changes = tx.open_table(CHANGES)?;
         let id = doc.to_string();
         let mut out = Vec::new();
-        for row in idx.range((id.as_str(), &[][..], 0)..)? {
+        for row in idx.range(doc_changes_start(&id)..)? {
             let (key, hash) = row?;
             if key.value().0 != id {
                 break;
             }
-            if let Some(env) = changes.get(hash.value())? {
+            let hash: &[u8; 32] = hash
+                .value()
+                .try_into()
+                .map_err(|e| corrupt("change row", e))?;
+            if let Some(env) = changes.get(hash)? {
                 out.push(env.value().to_vec());
             }
         }

@@ -4,7 +4,7 @@
 //! migration in `store::migrate`. Values marked *JSON* are `serde_json` encodings of the named
 //! `motcua_schema` type; they are derived data except where marked *source*.
 //!
-//! Source of truth: `changes`, `feed`, `doc-changes` and `pending` hold the signed changes
+//! Source of truth: `changes`, `feed`, the change rows of `doc-rows` and `pending` hold the signed changes
 //! exactly as received; `audit-checkpoints` and `audit-witness` hold signed checkpoints. Everything else can be rebuilt from them (`motcua reindex`) and is
 //! maintained in the same write transaction as the change that alters it.
 
@@ -23,13 +23,32 @@ pub const CHANGES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new(
 /// the envelope.
 pub const FEED: TableDefinition<'_, u64, (&[u8; 32], u32, &str)> = TableDefinition::new("feed-2");
 
-/// (document id, actor bytes, seq) → change hash: one row per stored change (applied, pending,
-/// or stored and then refused). A document's changes are one key range, and a second change
-/// with a document's (actor, seq) finds the first one's row: an equivocation. One table for
-/// both, so a change writes one row here, next to its document's earlier ones (store format 2
-/// merged `doc-changes-1` and `actor-seq-1`; see `store::migrate`).
-pub const DOC_CHANGES: TableDefinition<'_, (&str, &[u8], u64), &[u8; 32]> =
-    TableDefinition::new("doc-changes-2");
+/// A document's rows, next to each other, keyed (document id, actor bytes, seq):
+/// - **its changes**: (document, actor, seq) → change hash (32 bytes), one row per stored change
+///   (applied, pending, or stored and then refused). A document's changes are one key range,
+///   and a second change with a document's (actor, seq) finds the first one's row: an
+///   equivocation. *Source*, like `changes`.
+/// - **its state**: (document, no actor, 0) → the Automerge bytes of the state after every
+///   applied change: a saved document (or nothing) followed by the change chunks applied since,
+///   compacted every few changes (`store::doc_cache`). Any Automerge load reads them. Derived.
+///   No change has seq 0, so this key is never a change's.
+///
+/// One table, so that the rows a change writes (its own and its document's new state) share a
+/// path of one tree: store format 3 merged `docs-1` and `doc-changes-2` (see `store::migrate`),
+/// as format 2 had merged `doc-changes-1` and `actor-seq-1`.
+pub const DOC_ROWS: TableDefinition<'_, (&str, &[u8], u64), &[u8]> =
+    TableDefinition::new("doc-rows-3");
+
+/// The key of a document's state in [`DOC_ROWS`].
+pub fn doc_state_key(doc: &str) -> (&str, &'static [u8], u64) {
+    (doc, &[], 0)
+}
+
+/// The first key of a document's change rows in [`DOC_ROWS`] (they follow its state row, and
+/// end where the document id changes).
+pub fn doc_changes_start(doc: &str) -> (&str, &'static [u8], u64) {
+    (doc, &[], 1)
+}
 
 /// Document id → hashes of verified changes whose dependencies have not arrived yet. They are
 /// stored and forwarded but not yet part of the document state.
@@ -39,11 +58,6 @@ pub const PENDING: MultimapTableDefinition<'_, &str, &[u8; 32]> =
 /// Fork proof number (u64, from 1) → JSON `{doc, actor, seq, signer, first, second}` with both
 /// envelopes in hex. *Source* (evidence).
 pub const FORKS: TableDefinition<'_, u64, &str> = TableDefinition::new("forks-1");
-
-/// Document id → Automerge bytes of the state after every applied change: a saved document (or
-/// nothing) followed by the change chunks applied since, compacted every few changes
-/// (`store::doc_cache`). Any Automerge load reads them.
-pub const DOCS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs-1");
 
 /// Dossier code → JSON `DossierSummary`.
 pub const DOSSIERS: TableDefinition<'_, &str, &str> = TableDefinition::new("dossiers-1");
@@ -139,4 +153,4 @@ pub const AUDIT_WITNESS: TableDefinition<'_, (&[u8; 32], u64, &[u8; 32]), &str> 
 pub const DEVICES: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("devices-1");
 
 /// The store format this code writes.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+pub const STORE_FORMAT_VERSION: u32 = 3;
