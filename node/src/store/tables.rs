@@ -4,9 +4,11 @@
 //! migration in `store::migrate`. Values marked *JSON* are `serde_json` encodings of the named
 //! `motcua_schema` type; they are derived data except where marked *source*.
 //!
-//! Source of truth: `changes`, `feed`, the change rows of `doc-rows` and `pending` hold the signed changes
-//! exactly as received; `audit-checkpoints` and `audit-witness` hold signed checkpoints. Everything else can be rebuilt from them (`motcua reindex`) and is
-//! maintained in the same write transaction as the change that alters it.
+//! Source of truth: `changes`, `feed`, the change rows of `doc-rows` and `pending` hold the
+//! signed changes exactly as received; `audit-checkpoints` and `audit-witness` hold signed
+//! checkpoints. Everything else is derived from them (the same changes through the apply
+//! pipeline give the same rows, which is how a new node fills its store when it first syncs)
+//! and is maintained in the same write transaction as the change that alters it.
 
 use redb::{MultimapTableDefinition, TableDefinition};
 
