@@ -112,11 +112,12 @@ fn doc_changes(store: &Store) -> BTreeMap<String, BTreeSet<[u8; 32]>> {
         return out;
     };
     for (k, v) in iter.flatten() {
-        // A document's state row has no actor; the others are its changes.
-        let (doc, actor, _) = k.value();
-        if actor.is_empty() {
+        // A document's state row is not one of its changes.
+        let key = k.value();
+        if key == doc_state_key(key.0) {
             continue;
         }
+        let doc = key.0;
         if let Ok(hash) = <[u8; 32]>::try_from(v.value()) {
             out.entry(doc.to_owned()).or_default().insert(hash);
         }
@@ -144,7 +145,7 @@ fn pending(store: &Store) -> BTreeSet<[u8; 32]> {
 /// stored bytes to the state they load to: a hundred communes holding the same catalog bytes
 /// load it once.
 fn doc_state(store: &Store, doc: &str, memo: &mut HashMap<[u8; 32], String>) -> String {
-    let Some(bytes) = stored_state(store, doc) else {
+    let Some(bytes) = store.doc_state_bytes(doc).ok().flatten() else {
         return "absent".into();
     };
     let key: [u8; 32] = Sha256::digest(&bytes).into();
@@ -173,18 +174,8 @@ fn state_of(doc: &str, bytes: &[u8]) -> String {
     format!("{heads:?} {body}")
 }
 
-/// The stored bytes of a document's state; `None` when absent (or unreadable).
-fn stored_state(store: &Store, doc: &str) -> Option<Vec<u8>> {
-    let tx = store.db().begin_read().ok()?;
-    let t = tx.open_table(DOC_ROWS).ok()?;
-    t.get(doc_state_key(doc))
-        .ok()
-        .flatten()
-        .map(|v| v.value().to_vec())
-}
-
 fn doc_has_change(store: &Store, doc: &str, hash: &[u8; 32]) -> bool {
-    let Some(bytes) = stored_state(store, doc) else {
+    let Some(bytes) = store.doc_state_bytes(doc).ok().flatten() else {
         return false;
     };
     automerge::Automerge::load(&bytes).ok().is_some_and(|d| {

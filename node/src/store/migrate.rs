@@ -56,19 +56,27 @@ pub(super) fn run(tx: &WriteTransaction, from: u32) -> Result<(), StoreError> {
 }
 
 fn merge_doc_rows(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let (mut changes, mut states) = (0u64, 0u64);
     {
         let mut new = tx.open_table(DOC_ROWS)?;
         for row in tx.open_table(DOC_CHANGES_V2)?.iter()? {
             let (key, hash) = row?;
             new.insert(key.value(), hash.value().as_slice())?;
+            changes += 1;
         }
         for row in tx.open_table(DOCS_V2)?.iter()? {
             let (doc, bytes) = row?;
             new.insert(doc_state_key(doc.value()), bytes.value())?;
+            states += 1;
         }
     }
     tx.delete_table(DOC_CHANGES_V2)?;
     tx.delete_table(DOCS_V2)?;
+    tracing::info!(
+        changes,
+        states,
+        "store migrated: change rows and document states moved"
+    );
     Ok(())
 }
 

@@ -151,6 +151,14 @@ pub struct DossierView {
     pub changes: Vec<ChangeInfo>,
 }
 
+/// The stored bytes of document `id`'s state in a read transaction.
+fn stored_doc_state(tx: &redb::ReadTransaction, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(tx
+        .open_table(DOC_ROWS)?
+        .get(doc_state_key(id))?
+        .map(|v| v.value().to_vec()))
+}
+
 /// The node's database.
 pub struct Store {
     db: Database,
@@ -283,13 +291,15 @@ impl Store {
 
     /// Loads a document's current state.
     pub fn load_doc(&self, doc: &DocId) -> Result<Option<Automerge>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(DOC_ROWS)?;
-        let id = doc.to_string();
-        let bytes = table.get(doc_state_key(&id))?.map(|v| v.value().to_vec());
-        bytes
+        self.doc_state_bytes(&doc.to_string())?
             .map(|b| Automerge::load(&b).map_err(|e| corrupt("document", e)))
             .transpose()
+    }
+
+    /// The stored bytes of document `id`'s state (its row of `doc-rows` with no actor), as
+    /// Automerge loads them.
+    pub fn doc_state_bytes(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        stored_doc_state(&self.db.begin_read()?, id)
     }
 
     /// A dossier with its history and signatures.
@@ -299,9 +309,7 @@ impl Store {
         };
         let doc_id = DocId::Dossier(code);
         let tx = self.db.begin_read()?;
-        let docs = tx.open_table(DOC_ROWS)?;
-        let id = doc_id.to_string();
-        let Some(bytes) = docs.get(doc_state_key(&id))?.map(|v| v.value().to_vec()) else {
+        let Some(bytes) = stored_doc_state(&tx, &doc_id.to_string())? else {
             return Ok(None);
         };
         let doc = Automerge::load(&bytes).map_err(|e| corrupt("document", e))?;
