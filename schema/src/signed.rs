@@ -42,6 +42,34 @@ pub const ACTOR_EPOCH_SIZE_BYTES: usize = 8;
 pub const ACTOR_SIZE_BYTES: usize = 32 + ACTOR_EPOCH_SIZE_BYTES;
 /// Where an Automerge chunk keeps its checksum: after the 4-byte magic number.
 const CHUNK_CHECKSUM_RANGE: std::ops::Range<usize> = 4..8;
+
+/// Most signer keys a thread keeps decompressed. A province's network has a few hundred
+/// signers; past the bound the cache starts over.
+const VERIFYING_KEYS_CACHED_COUNT_MAX: usize = 1024;
+
+thread_local! {
+    /// Signer keys already decompressed on this thread. Every envelope names its signer, and a
+    /// node receives thousands of changes from each of a few hundred keys: decompressing the
+    /// key's point anew was a tenth of the cost of verifying a change. The cached key is the
+    /// same value `VerifyingKey::from_bytes` returns, so verification is unchanged.
+    static VERIFYING_KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The signer key of `bytes`, decompressed (once per thread).
+fn verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey, VerifyError> {
+    VERIFYING_KEYS.with_borrow_mut(|keys| {
+        if let Some(key) = keys.get(bytes) {
+            return Ok(*key);
+        }
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| VerifyError::Key)?;
+        if keys.len() >= VERIFYING_KEYS_CACHED_COUNT_MAX {
+            keys.clear();
+        }
+        keys.insert(*bytes, key);
+        Ok(key)
+    })
+}
 /// Largest encoded envelope, in bytes.
 pub const ENVELOPE_SIZE_BYTES_MAX: usize =
     1 + 1 + DOC_ID_SIZE_BYTES_MAX + 32 + 64 + 4 + CHANGE_SIZE_BYTES_MAX;
@@ -190,7 +218,7 @@ impl SignedChange {
             std::str::from_utf8(r.take(doc_id_len)?).map_err(|_| VerifyError::DocId)?;
         let doc_id = DocId::parse(doc_id_text).map_err(|_| VerifyError::DocId)?;
         let key: [u8; 32] = r.take(32)?.try_into().expect("32 bytes");
-        let signer = VerifyingKey::from_bytes(&key).map_err(|_| VerifyError::Key)?;
+        let signer = verifying_key(&key)?;
         let sig: [u8; 64] = r.take(64)?.try_into().expect("64 bytes");
         let signature = Signature::from_bytes(&sig);
         let len = r.u32()? as usize;

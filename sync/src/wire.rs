@@ -33,10 +33,7 @@
 //! [`WireError::Version`], except `Error`: its layout is frozen for every version, so a peer
 //! speaking another version can still read why it was refused.
 
-use std::io::Read;
-
-use flate2::read::DeflateDecoder;
-use flate2::{Compress, Compression, FlushCompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use motcua_schema::signed::ENVELOPE_SIZE_BYTES_MAX;
 
 use crate::reconcile::CodedSymbol;
@@ -606,6 +603,10 @@ thread_local! {
     /// typical one-change frame. A reset state produces exactly the bytes a new one does.
     static COMPRESSOR: std::cell::RefCell<Compress> =
         std::cell::RefCell::new(Compress::new(Compression::best(), false));
+    /// One decompressor per thread, reset for each frame, for the same reason: a new one
+    /// allocates and clears its window for every frame, most of which hold one change.
+    static DECOMPRESSOR: std::cell::RefCell<Decompress> =
+        std::cell::RefCell::new(Decompress::new(false));
 }
 
 /// Raw deflate of `raw` at the best compression level.
@@ -624,21 +625,45 @@ fn deflate(raw: &[u8]) -> Result<Vec<u8>, WireError> {
     })
 }
 
+/// Inflates one raw deflate stream that must span all of `frame`, into at most
+/// [`FRAME_RAW_SIZE_BYTES_MAX`] bytes.
+fn inflate(frame: &[u8]) -> Result<Vec<u8>, WireError> {
+    DECOMPRESSOR.with_borrow_mut(|d| {
+        d.reset(false);
+        let limit = FRAME_RAW_SIZE_BYTES_MAX + 1;
+        let mut raw = Vec::with_capacity(frame.len().saturating_mul(4).clamp(64, limit));
+        loop {
+            let before = (d.total_in(), d.total_out());
+            let consumed = usize::try_from(d.total_in()).unwrap_or(usize::MAX);
+            let rest = frame.get(consumed..).unwrap_or_default();
+            let status = d
+                .decompress_vec(rest, &mut raw, FlushDecompress::Finish)
+                .map_err(|_| WireError::Frame("does not decompress"))?;
+            check_count("frame", raw.len(), FRAME_RAW_SIZE_BYTES_MAX)?;
+            if status == Status::StreamEnd {
+                break;
+            }
+            if raw.len() == raw.capacity() {
+                // Room is what ran out: grow, never past one byte over the bound.
+                raw.reserve_exact(raw.capacity().min(limit - raw.len()));
+            } else if (d.total_in(), d.total_out()) == before {
+                // Input is what ran out before the stream's end: a truncated frame.
+                return Err(WireError::Frame("does not decompress"));
+            }
+        }
+        // One frame, one encoding: bytes after the end of the deflate stream are refused.
+        if d.total_in() != frame.len() as u64 {
+            return Err(WireError::Frame("bytes after the compressed data"));
+        }
+        Ok(raw)
+    })
+}
+
 /// Decompresses a frame of `count` envelopes from untrusted bytes, refusing to inflate past
 /// [`FRAME_RAW_SIZE_BYTES_MAX`] (so a small frame cannot expand into a memory exhaustion).
 pub fn decode_frame(frame: &[u8], count: usize) -> Result<Vec<Vec<u8>>, WireError> {
     check_count("batch", count, BATCH_CHANGES_COUNT_MAX)?;
-    let mut raw = Vec::new();
-    let mut decoder = DeflateDecoder::new(frame);
-    (&mut decoder)
-        .take(FRAME_RAW_SIZE_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|_| WireError::Frame("does not decompress"))?;
-    check_count("frame", raw.len(), FRAME_RAW_SIZE_BYTES_MAX)?;
-    // One frame, one encoding: bytes after the end of the deflate stream are refused.
-    if decoder.total_in() != frame.len() as u64 {
-        return Err(WireError::Frame("bytes after the compressed data"));
-    }
+    let raw = inflate(frame)?;
     let mut r = Reader::new(&raw);
     let mut out = Vec::with_capacity(count);
     let mut total = 0usize;
@@ -973,6 +998,23 @@ pub(crate) mod tests {
             decode_frame(&frame, 1),
             Err(WireError::Frame("bytes after the compressed data"))
         );
+    }
+
+    #[test]
+    fn a_truncated_frame_is_refused_and_the_next_one_decodes() {
+        // Why: the decompressor is kept per thread and reset for each frame; a frame cut short
+        // must be refused, and must not leave state behind that spoils the next frame.
+        let envelopes = vec![vec![7u8; 300], b"mot cua".repeat(40)];
+        let frame = encode_frame(&envelopes).unwrap();
+        for cut in [1, frame.len() / 2, frame.len() - 1] {
+            assert_eq!(
+                decode_frame(&frame[..cut], 2),
+                Err(WireError::Frame("does not decompress")),
+                "cut at {cut}"
+            );
+            assert_eq!(decode_frame(&frame, 2).unwrap(), envelopes);
+        }
+        assert!(decode_frame(&[], 2).is_err());
     }
 
     #[test]
