@@ -169,6 +169,15 @@ impl fmt::Display for DossierCode {
     }
 }
 
+/// What a dossier's document id starts with, before its code.
+const DOSSIER_DOC_PREFIX: &str = "dossier/";
+
+/// The text of a dossier's document id (what `DocId::Dossier` prints) for a code already
+/// known to be one: store rows of a dossier are keyed by its document id.
+pub fn dossier_doc_text(code: &str) -> String {
+    format!("{DOSSIER_DOC_PREFIX}{code}")
+}
+
 /// The id of one replicated Automerge document. Its text form is what signatures cover.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DocId {
@@ -209,7 +218,7 @@ impl DocId {
             "registry" => return Ok(DocId::Registry),
             _ => {}
         }
-        if let Some(code) = text.strip_prefix("dossier/") {
+        if let Some(code) = text.strip_prefix(DOSSIER_DOC_PREFIX) {
             return DossierCode::parse(code)
                 .map(DocId::Dossier)
                 .map_err(|_| err());
@@ -236,7 +245,7 @@ impl DocId {
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DocId::Dossier(code) => write!(f, "dossier/{code}"),
+            DocId::Dossier(code) => write!(f, "{DOSSIER_DOC_PREFIX}{code}"),
             DocId::Ratings(unit, day) => write!(f, "ratings/{unit}/{day:08}"),
             DocId::Log(unit, day) => write!(f, "log/{unit}/{day:08}"),
             DocId::Catalog => f.write_str("catalog"),

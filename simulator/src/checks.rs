@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use automerge::ReadDoc;
 use motcua_node::store::Store;
 use motcua_node::store::tables::{
-    CHANGES, COUNTERS, DOC_ROWS, DOSSIERS, FORKS, IDX_DUE, IDX_RATING_UNIT, IDX_STATUS,
-    IDX_TRANSFER, IDX_UNIT, PENDING, RATINGS, REJECTS, doc_state_key,
+    CHANGES, COUNTERS, DOC_ROWS, FORKS, IDX_DUE, IDX_RATING_UNIT, IDX_STATUS, IDX_TRANSFER,
+    IDX_UNIT, PENDING, RATINGS, REJECTS, doc_summary_key, is_doc_change_key,
 };
 use motcua_schema::report::Period;
 use redb::{ReadableDatabase, ReadableMultimapTable, ReadableTable};
@@ -79,7 +79,22 @@ fn rows(store: &Store, table: &str) -> BTreeMap<String, String> {
         };
     }
     match table {
-        "dossiers" => dump!(DOSSIERS),
+        "dossiers" => {
+            // The summaries: the rows of `doc-rows` at a dossier's summary key.
+            if let Ok(t) = tx.open_table(DOC_ROWS)
+                && let Ok(iter) = t.iter()
+            {
+                for (k, v) in iter.flatten() {
+                    let (doc, actor, seq) = k.value();
+                    if (doc, actor, seq) == doc_summary_key(doc) {
+                        out.insert(
+                            format!("{doc:?}"),
+                            String::from_utf8_lossy(v.value()).into_owned(),
+                        );
+                    }
+                }
+            }
+        }
         "counters" => dump!(COUNTERS),
         "ratings" => dump!(RATINGS),
         "idx-status" => dump!(IDX_STATUS),
@@ -112,9 +127,9 @@ fn doc_changes(store: &Store) -> BTreeMap<String, BTreeSet<[u8; 32]>> {
         return out;
     };
     for (k, v) in iter.flatten() {
-        // A document's state row is not one of its changes.
+        // A document's state and summary rows are not among its changes.
         let key = k.value();
-        if key == doc_state_key(key.0) {
+        if !is_doc_change_key(key) {
             continue;
         }
         let doc = key.0;

@@ -30,7 +30,7 @@ use serde::Serialize;
 use super::counters::{Cell, dossier_cells, rating_cells};
 use super::doc_cache::{self, DocCache};
 use super::tables::*;
-use super::{StoreError, corrupt, decode_json};
+use super::{StoreError, corrupt};
 
 /// Whether `doc` lacks one of the changes `signed` depends on. Asks the document's change graph
 /// (`get_missing_deps`); `get_change_by_hash`, used before, rebuilt each dependency's change
@@ -229,7 +229,7 @@ impl<'t> Apply<'t> {
         // The dossier's stored summary: the scope check reads its transfers, and the derive
         // step compares the new summary with it.
         let prior = match signed.doc_id() {
-            DocId::Dossier(code) => self.summary(code.as_str())?,
+            DocId::Dossier(_) => self.summary(&doc_text)?,
             _ => None,
         };
         if let Err(reject) = self.authorize(signed, change_time, Judged::Stored(prior.as_ref())) {
@@ -408,7 +408,7 @@ impl<'t> Apply<'t> {
             DocId::Dossier(code) => match layout::dossier::read(doc) {
                 Ok(state) => {
                     let summary = DossierSummary::from(&state);
-                    self.put_summary(code.as_str(), prior, &summary)?;
+                    self.put_summary(code.as_str(), text, prior, &summary)?;
                     self.derived = Some(summary);
                 }
                 Err(e) => {
@@ -447,13 +447,13 @@ impl<'t> Apply<'t> {
         Ok(())
     }
 
-    fn summary(&self, code: &str) -> Result<Option<DossierSummary>, StoreError> {
-        let table = self.tx.open_table(DOSSIERS)?;
-        let v = table.get(code)?.map(|v| v.value().to_owned());
-        v.map(|t| decode_json("summary", &t)).transpose()
+    /// The stored summary of the dossier whose document id is `doc`.
+    fn summary(&self, doc: &str) -> Result<Option<DossierSummary>, StoreError> {
+        super::stored_summary(&self.tx.open_table(DOC_ROWS)?, doc)
     }
 
-    /// Replaces a dossier's summary, `old` as stored, and moves its index entries and counters.
+    /// Replaces the summary of dossier `code` (document id `doc`), `old` as stored, and moves
+    /// its index entries and counters.
     ///
     /// Only the index rows and counters whose key changed are written: most lifecycle steps
     /// change the status and little else, and every table a transaction touches costs its
@@ -461,6 +461,7 @@ impl<'t> Apply<'t> {
     fn put_summary(
         &mut self,
         code: &str,
+        doc: &str,
         old: Option<DossierSummary>,
         new: &DossierSummary,
     ) -> Result<(), StoreError> {
@@ -500,8 +501,10 @@ impl<'t> Apply<'t> {
         }
         let old_cells = old_ref.map(dossier_cells).unwrap_or_default();
         self.move_counters(&old_cells, &dossier_cells(new))?;
-        let json = serde_json::to_string(new).expect("summary serialises");
-        self.tx.open_table(DOSSIERS)?.insert(code, json.as_str())?;
+        let json = serde_json::to_vec(new).expect("summary serialises");
+        self.tx
+            .open_table(DOC_ROWS)?
+            .insert(doc_summary_key(doc), json.as_slice())?;
         Ok(())
     }
 
@@ -701,7 +704,12 @@ impl<'t> Apply<'t> {
 
     /// Whether a dossier with this code exists.
     pub fn has_dossier(&self, code: &str) -> Result<bool, StoreError> {
-        Ok(self.tx.open_table(DOSSIERS)?.get(code)?.is_some())
+        let doc = motcua_schema::ids::dossier_doc_text(code);
+        Ok(self
+            .tx
+            .open_table(DOC_ROWS)?
+            .get(doc_summary_key(&doc))?
+            .is_some())
     }
 
     /// Whether a rating with this id exists.

@@ -14,6 +14,11 @@
 //! its change rows after it. Every change wrote its document's new state and its own row at
 //! unrelated places of two trees; side by side they share a path (BENCHMARKS.md (h)). Rows are
 //! copied as they are.
+//!
+//! **Format 3 → 4.** `dossiers-1` (dossier code → JSON summary) moved into `doc-rows-3`, at
+//! (the dossier's document id, no actor, 1), beside the document's state: every change to a
+//! dossier wrote its new state and its new summary at unrelated places of two trees
+//! (BENCHMARKS.md (i)). Summaries are copied as they are.
 
 use motcua_schema::signed::SignedChange;
 use redb::{
@@ -21,7 +26,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
-use super::tables::{CHANGES, DOC_ROWS, doc_state_key};
+use super::tables::{CHANGES, DOC_ROWS, doc_state_key, doc_summary_key};
 use super::{StoreError, corrupt};
 
 /// Format 1's index of each document's changes.
@@ -34,6 +39,9 @@ const DOC_CHANGES_V2: TableDefinition<'_, (&str, &[u8], u64), &[u8; 32]> =
 
 /// Format 2's stored document states.
 const DOCS_V2: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("docs-1");
+
+/// Format 3's dossier summaries, by code.
+const DOSSIERS_V3: TableDefinition<'_, &str, &str> = TableDefinition::new("dossiers-1");
 
 /// Format 1's index of changes by (actor, document, seq).
 const ACTOR_SEQ_V1: TableDefinition<'_, (&[u8], &str, u64), &[u8; 32]> =
@@ -52,6 +60,29 @@ pub(super) fn run(tx: &WriteTransaction, from: u32) -> Result<(), StoreError> {
         );
         merge_doc_rows(tx)?;
     }
+    if from < 4 {
+        tracing::info!(
+            from,
+            "migrating the store: keeping each dossier's summary with its document"
+        );
+        move_summaries(tx)?;
+    }
+    Ok(())
+}
+
+fn move_summaries(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut summaries = 0u64;
+    {
+        let mut rows = tx.open_table(DOC_ROWS)?;
+        for row in tx.open_table(DOSSIERS_V3)?.iter()? {
+            let (code, json) = row?;
+            let doc = motcua_schema::ids::dossier_doc_text(code.value());
+            rows.insert(doc_summary_key(&doc), json.value().as_bytes())?;
+            summaries += 1;
+        }
+    }
+    tx.delete_table(DOSSIERS_V3)?;
+    tracing::info!(summaries, "store migrated: dossier summaries moved");
     Ok(())
 }
 
@@ -118,7 +149,7 @@ fn merge_change_indexes(tx: &WriteTransaction) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::store::Store;
-    use crate::store::tables::META;
+    use crate::store::tables::{META, STORE_FORMAT_VERSION};
     use motcua_schema::ids::DocId;
     use redb::{Database, MultimapTableHandle, ReadableDatabase, TableHandle};
 
@@ -173,7 +204,7 @@ mod tests {
         let store = Store::init(db).unwrap();
         let tx = store.db().begin_read().unwrap();
         let format = tx.open_table(META).unwrap().get("format").unwrap().unwrap();
-        assert_eq!(format.value(), 3u32.to_be_bytes());
+        assert_eq!(format.value(), STORE_FORMAT_VERSION.to_be_bytes());
         let names = table_names(&tx);
         assert!(names.iter().any(|n| n == "doc-rows-3"), "{names:?}");
         assert!(
@@ -235,5 +266,69 @@ mod tests {
         );
         let rows = tx.open_table(DOC_ROWS).unwrap();
         assert_eq!(rows.len().unwrap(), 3, "one state row and two change rows");
+    }
+
+    #[test]
+    fn a_format_3_store_opens_with_each_summary_beside_its_document() {
+        // Why: a node upgraded in place must keep every dossier's summary (lists, reports and
+        // the scope of a commune's changes read it), now in the document's rows, its change rows
+        // still found after it, and lose the old table.
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let code = "000.00.01.H99-251124-0001";
+        let id = format!("dossier/{code}");
+        let unit = motcua_schema::ids::UnitCode::new("000.00.01.H99").unwrap();
+        let summary = motcua_schema::summary::DossierSummary {
+            code: motcua_schema::ids::DossierCode::parse(code).unwrap(),
+            unit: unit.clone(),
+            holder: unit,
+            transfers: Vec::new(),
+            agency: "Tư pháp".to_owned(),
+            procedure_code: "1.004873".to_owned(),
+            procedure_name: "Xác nhận tình trạng hôn nhân".to_owned(),
+            channel: motcua_schema::dossier::Channel::Online,
+            digitised: false,
+            status: Some(motcua_schema::dossier::Status::Received),
+            received_at: None,
+            due_at: None,
+            appointment_at: None,
+            resolved_at: None,
+            outcome: None,
+            closed_at: None,
+            return_method: None,
+            applicant_name: "Nguyễn Văn A".to_owned(),
+            applicant_id_number: "001099012345".to_owned(),
+            open_conflicts: 0,
+            events: 1,
+        };
+        let tx = begin_format(&db, 3);
+        {
+            let json = serde_json::to_string(&summary).unwrap();
+            tx.open_table(DOSSIERS_V3)
+                .unwrap()
+                .insert(code, json.as_str())
+                .unwrap();
+            let mut rows = tx.open_table(DOC_ROWS).unwrap();
+            let mut changes = tx.open_table(CHANGES).unwrap();
+            rows.insert(doc_state_key(&id), [1u8; 8].as_slice())
+                .unwrap();
+            for seq in 1..=2u64 {
+                let hash = [seq as u8; 32];
+                rows.insert((id.as_str(), &[9u8; 16][..], seq), hash.as_slice())
+                    .unwrap();
+                changes.insert(&hash, [seq as u8; 4].as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+
+        let store = Store::init(db).unwrap();
+        assert_eq!(store.summary(code).unwrap(), Some(summary));
+        let doc_id = DocId::parse(&id).unwrap();
+        assert_eq!(store.doc_changes(&doc_id).unwrap().len(), 2);
+        let tx = store.db().begin_read().unwrap();
+        assert!(!table_names(&tx).iter().any(|n| n == "dossiers-1"));
+        let format = tx.open_table(META).unwrap().get("format").unwrap().unwrap();
+        assert_eq!(format.value(), 4u32.to_be_bytes());
     }
 }

@@ -237,7 +237,6 @@ impl Store {
             tx.open_table(DOC_ROWS)?;
             tx.open_multimap_table(PENDING)?;
             tx.open_table(FORKS)?;
-            tx.open_table(DOSSIERS)?;
             tx.open_table(IDX_STATUS)?;
             tx.open_table(IDX_DUE)?;
             tx.open_table(IDX_APPLICANT)?;
@@ -282,11 +281,10 @@ impl Store {
     /// The summary of a dossier.
     pub fn summary(&self, code: &str) -> Result<Option<DossierSummary>, StoreError> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(DOSSIERS)?;
-        table
-            .get(code)?
-            .map(|v| decode_json("summary", v.value()))
-            .transpose()
+        stored_summary(
+            &tx.open_table(DOC_ROWS)?,
+            &motcua_schema::ids::dossier_doc_text(code),
+        )
     }
 
     /// Loads a document's current state.
@@ -345,7 +343,7 @@ impl Store {
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<DossierSummary>, StoreError> {
         let limit = filter.limit.clamp(1, LIST_ROWS_COUNT_MAX);
         let tx = self.db.begin_read()?;
-        let dossiers = tx.open_table(DOSSIERS)?;
+        let rows = tx.open_table(DOC_ROWS)?;
         let mut codes: Vec<String> = Vec::new();
         // Choose the most selective index the filter allows; the rest is checked per row.
         if let Some(code) = &filter.code {
@@ -391,10 +389,10 @@ impl Store {
             .map(motcua_schema::catalog::fold_diacritics);
         let mut out = Vec::new();
         for code in codes {
-            let Some(v) = dossiers.get(code.as_str())? else {
+            let Some(s) = stored_summary(&rows, &motcua_schema::ids::dossier_doc_text(&code))?
+            else {
                 continue;
             };
-            let s: DossierSummary = decode_json("summary", v.value())?;
             if filter.status.is_some_and(|st| s.status != Some(st))
                 || filter.unit.as_deref().is_some_and(|u| s.unit.as_str() != u)
                 || filter
@@ -430,7 +428,7 @@ impl Store {
         period: &Period,
     ) -> Result<(Vec<DossierSummary>, Vec<Rating>), StoreError> {
         let tx = self.db.begin_read()?;
-        let dossiers = tx.open_table(DOSSIERS)?;
+        let rows = tx.open_table(DOC_ROWS)?;
         let idx = tx.open_table(IDX_UNIT)?;
         let (start, end) = (period.start(), period.end());
         let wanted = |unit: &str| units.is_none_or(|us| us.iter().any(|u| u == unit));
@@ -441,10 +439,10 @@ impl Store {
             if !wanted(unit) || received >= end.0 {
                 continue;
             }
-            let Some(v) = dossiers.get(code)? else {
+            let Some(s) = stored_summary(&rows, &motcua_schema::ids::dossier_doc_text(code))?
+            else {
                 continue;
             };
-            let s: DossierSummary = decode_json("summary", v.value())?;
             let touches = |t: Option<Timestamp>| t.is_some_and(|t| period.contains(t));
             if s.open_at(start)
                 || touches(s.received_at)
@@ -539,7 +537,8 @@ impl Store {
     pub fn counts(&self) -> Result<Counts, StoreError> {
         let tx = self.db.begin_read()?;
         let mut c = Counts {
-            dossiers: tx.open_table(DOSSIERS)?.len()?,
+            // Every summary has exactly one row in the unit index (`Apply::put_summary`).
+            dossiers: tx.open_table(IDX_UNIT)?.len()?,
             ratings: tx.open_table(RATINGS)?.len()?,
             changes: tx.open_table(CHANGES)?.len()?,
             pending: tx.open_multimap_table(PENDING)?.len()?,
@@ -620,6 +619,17 @@ impl Store {
         let tx = self.db.begin_read()?;
         Ok(tx.open_table(FEED)?.last()?.map_or(0, |(k, _)| k.value()))
     }
+}
+
+/// The summary stored for the dossier whose document id is `doc`, read from `rows`, the
+/// [`DOC_ROWS`] table of a read or a write transaction.
+pub(crate) fn stored_summary(
+    rows: &impl ReadableTable<(&'static str, &'static [u8], u64), &'static [u8]>,
+    doc: &str,
+) -> Result<Option<DossierSummary>, StoreError> {
+    rows.get(doc_summary_key(doc))?
+        .map(|v| serde_json::from_slice(v.value()).map_err(|e| corrupt("summary", e)))
+        .transpose()
 }
 
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(

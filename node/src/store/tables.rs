@@ -33,11 +33,16 @@ pub const FEED: TableDefinition<'_, u64, (&[u8; 32], u32, &str)> = TableDefiniti
 /// - **its state**: (document, no actor, 0) → the Automerge bytes of the state after every
 ///   applied change: a saved document (or nothing) followed by the change chunks applied since,
 ///   compacted every few changes (`store::doc_cache`). Any Automerge load reads them. Derived.
-///   No change has seq 0, so this key is never a change's.
+/// - **a dossier's summary**: (document, no actor, 1) → JSON `DossierSummary`, what lists,
+///   reports and the indexes below are made of. Derived.
 ///
-/// One table, so that the rows a change writes (its own and its document's new state) share a
-/// path of one tree: store format 3 merged `docs-1` and `doc-changes-2` (see `store::migrate`),
-/// as format 2 had merged `doc-changes-1` and `actor-seq-1`.
+/// Every change has an actor, so the rows at no actor (the document's derived rows) come
+/// first and never collide with a change's.
+///
+/// One table, so that the rows a change writes (its own, its document's new state and a
+/// dossier's new summary) share a path of one tree: store format 3 merged `docs-1` and
+/// `doc-changes-2`, format 4 moved `dossiers-1` in (see `store::migrate`), as format 2 had
+/// merged `doc-changes-1` and `actor-seq-1`.
 pub const DOC_ROWS: TableDefinition<'_, (&str, &[u8], u64), &[u8]> =
     TableDefinition::new("doc-rows-3");
 
@@ -46,10 +51,20 @@ pub fn doc_state_key(doc: &str) -> (&str, &'static [u8], u64) {
     (doc, &[], 0)
 }
 
-/// The first key of a document's change rows in [`DOC_ROWS`] (they follow its state row, and
+/// The key of a dossier's summary in [`DOC_ROWS`] (`doc`: the dossier's document id).
+pub fn doc_summary_key(doc: &str) -> (&str, &'static [u8], u64) {
+    (doc, &[], 1)
+}
+
+/// The first key of a document's change rows in [`DOC_ROWS`] (they follow its derived rows, and
 /// end where the document id changes).
 pub fn doc_changes_start(doc: &str) -> (&str, &'static [u8], u64) {
-    (doc, &[], 1)
+    (doc, &[], 2)
+}
+
+/// Whether a key of [`DOC_ROWS`] is a change's row (not one of its document's derived rows).
+pub fn is_doc_change_key(key: (&str, &[u8], u64)) -> bool {
+    key >= doc_changes_start(key.0)
 }
 
 /// Document id → hashes of verified changes whose dependencies have not arrived yet. They are
@@ -60,9 +75,6 @@ pub const PENDING: MultimapTableDefinition<'_, &str, &[u8; 32]> =
 /// Fork proof number (u64, from 1) → JSON `{doc, actor, seq, signer, first, second}` with both
 /// envelopes in hex. *Source* (evidence).
 pub const FORKS: TableDefinition<'_, u64, &str> = TableDefinition::new("forks-1");
-
-/// Dossier code → JSON `DossierSummary`.
-pub const DOSSIERS: TableDefinition<'_, &str, &str> = TableDefinition::new("dossiers-1");
 
 /// (status number 1-10, dossier code) → ().
 pub const IDX_STATUS: TableDefinition<'_, (u8, &str), ()> = TableDefinition::new("idx-status-1");
@@ -155,4 +167,4 @@ pub const AUDIT_WITNESS: TableDefinition<'_, (&[u8; 32], u64, &[u8; 32]), &str> 
 pub const DEVICES: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("devices-1");
 
 /// The store format this code writes.
-pub const STORE_FORMAT_VERSION: u32 = 3;
+pub const STORE_FORMAT_VERSION: u32 = 4;

@@ -8,8 +8,8 @@ use motcua_schema::summary::DossierSummary;
 use motcua_schema::timestamp::Timestamp;
 use redb::ReadableDatabase;
 
-use super::tables::{DOSSIERS, IDX_UNIT};
-use super::{LIST_ROWS_COUNT_MAX, Store, StoreError, decode_json};
+use super::tables::{DOC_ROWS, IDX_UNIT};
+use super::{LIST_ROWS_COUNT_MAX, Store, StoreError, stored_summary};
 
 impl Store {
     /// Dossiers of `unit` received in `[from, to)`, newest first, at most `limit`
@@ -24,13 +24,13 @@ impl Store {
         let limit = limit.clamp(1, LIST_ROWS_COUNT_MAX);
         let tx = self.db.begin_read()?;
         let idx = tx.open_table(IDX_UNIT)?;
-        let dossiers = tx.open_table(DOSSIERS)?;
+        let rows = tx.open_table(DOC_ROWS)?;
         let mut out = Vec::new();
         for row in idx.range((unit, from.0, "")..(unit, to.0, ""))?.rev() {
             let (k, _) = row?;
             let code = k.value().2;
-            if let Some(v) = dossiers.get(code)? {
-                out.push(decode_json("summary", v.value())?);
+            if let Some(s) = stored_summary(&rows, &motcua_schema::ids::dossier_doc_text(code))? {
+                out.push(s);
             }
             if out.len() >= limit {
                 break;
