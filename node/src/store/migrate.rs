@@ -278,36 +278,13 @@ mod tests {
             .unwrap();
         let code = "000.00.01.H99-251124-0001";
         let id = format!("dossier/{code}");
-        let unit = motcua_schema::ids::UnitCode::new("000.00.01.H99").unwrap();
-        let summary = motcua_schema::summary::DossierSummary {
-            code: motcua_schema::ids::DossierCode::parse(code).unwrap(),
-            unit: unit.clone(),
-            holder: unit,
-            transfers: Vec::new(),
-            agency: "Tư pháp".to_owned(),
-            procedure_code: "1.004873".to_owned(),
-            procedure_name: "Xác nhận tình trạng hôn nhân".to_owned(),
-            channel: motcua_schema::dossier::Channel::Online,
-            digitised: false,
-            status: Some(motcua_schema::dossier::Status::Received),
-            received_at: None,
-            due_at: None,
-            appointment_at: None,
-            resolved_at: None,
-            outcome: None,
-            closed_at: None,
-            return_method: None,
-            applicant_name: "Nguyễn Văn A".to_owned(),
-            applicant_id_number: "001099012345".to_owned(),
-            open_conflicts: 0,
-            events: 1,
-        };
+        // Summaries are copied byte for byte; what they say does not matter here.
+        let summary = r#"{"code":"000.00.01.H99-251124-0001","note":"bản tóm tắt"}"#;
         let tx = begin_format(&db, 3);
         {
-            let json = serde_json::to_string(&summary).unwrap();
             tx.open_table(DOSSIERS_V3)
                 .unwrap()
-                .insert(code, json.as_str())
+                .insert(code, summary)
                 .unwrap();
             let mut rows = tx.open_table(DOC_ROWS).unwrap();
             let mut changes = tx.open_table(CHANGES).unwrap();
@@ -323,10 +300,12 @@ mod tests {
         tx.commit().unwrap();
 
         let store = Store::init(db).unwrap();
-        assert_eq!(store.summary(code).unwrap(), Some(summary));
         let doc_id = DocId::parse(&id).unwrap();
         assert_eq!(store.doc_changes(&doc_id).unwrap().len(), 2);
         let tx = store.db().begin_read().unwrap();
+        let rows = tx.open_table(DOC_ROWS).unwrap();
+        let moved = rows.get(doc_summary_key(&id)).unwrap().unwrap();
+        assert_eq!(moved.value(), summary.as_bytes());
         assert!(!table_names(&tx).iter().any(|n| n == "dossiers-1"));
         let format = tx.open_table(META).unwrap().get("format").unwrap().unwrap();
         assert_eq!(format.value(), 4u32.to_be_bytes());
