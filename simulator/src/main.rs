@@ -27,9 +27,12 @@ const MI_OPTION_PURGE_DELAY: std::os::raw::c_int = 15;
 
 /// Tells mimalloc never to hand freed memory back to the operating system. By default it returns
 /// pages that stay free for a second, and the run, which frees and reuses memory all the time,
-/// then pays the kernel to zero them again when it touches them next: on the 30-day benchmark that
-/// took about 5% of the wall time (BENCHMARKS.md). A run is one process that ends, so holding
-/// its peak is no loss. `MIMALLOC_PURGE_DELAY` in the environment still wins, for experiments.
+/// then pays the kernel to zero them again when it touches them next: without the setting the
+/// 3-day run took four to nineteen times as many page faults and two to nearly four times the
+/// system time, and the 30-day run about a second more of it, at the same peak memory
+/// (BENCHMARKS.md (i)).
+/// A run is one process that ends, so holding its peak is no loss. `MIMALLOC_PURGE_DELAY` in the
+/// environment still wins, for experiments.
 fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;

@@ -1,7 +1,8 @@
 //! Tidy: repository-wide rules that no compiler checks (after rust-analyzer's tidy test).
 //!
 //! Every Rust file starts with a `//!` comment saying why it exists; no `dbg!`, `todo!`,
-//! `unimplemented!` or ignored test is committed; nothing names the machine it was built on.
+//! `unimplemented!` or ignored test is committed; nothing names the machine it was built on; the
+//! simulator keeps the workspace lints, unsafe code denied rather than forbidden.
 
 use std::path::{Path, PathBuf};
 
@@ -79,4 +80,35 @@ fn no_stubs_debug_prints_or_ignored_tests() {
         "forbidden constructs:\n{}",
         found.join("\n")
     );
+}
+
+/// The lines of one `[header]` table of a TOML file, trimmed, up to the next table.
+fn toml_table(text: &str, header: &str) -> Vec<String> {
+    text.lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+#[test]
+fn the_simulator_keeps_the_workspace_lints_but_for_unsafe_code() {
+    // Why: the simulator copies the workspace's lints so that it can deny unsafe code instead of
+    // forbidding it (one allocator call); a lint added to the workspace must not skip it.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let simulator = std::fs::read_to_string(root.join("simulator/Cargo.toml")).unwrap();
+    for (ours, theirs) in [
+        ("[workspace.lints.rust]", "[lints.rust]"),
+        ("[workspace.lints.clippy]", "[lints.clippy]"),
+    ] {
+        let expected: Vec<String> = toml_table(&workspace, ours)
+            .into_iter()
+            .map(|l| l.replace(r#"unsafe_code = "forbid""#, r#"unsafe_code = "deny""#))
+            .collect();
+        assert!(!expected.is_empty(), "{ours} not found");
+        assert_eq!(toml_table(&simulator, theirs), expected, "{theirs}");
+    }
 }

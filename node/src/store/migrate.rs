@@ -153,6 +153,12 @@ mod tests {
     use motcua_schema::ids::DocId;
     use redb::{Database, MultimapTableHandle, ReadableDatabase, TableHandle};
 
+    fn in_memory_db() -> Database {
+        Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap()
+    }
+
     /// The write transaction that makes an empty store one of `format`; the caller adds rows.
     fn begin_format(db: &Database, format: u32) -> redb::WriteTransaction {
         let tx = db.begin_write().unwrap();
@@ -183,9 +189,7 @@ mod tests {
         // Why: a node upgraded in place must keep every change's index row (equivocation
         // detection and each document's history read them), in the new table, and lose the
         // old tables, whose rows would otherwise be kept forever.
-        let db = Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap();
+        let db = in_memory_db();
         let doc = "dossier/000.00.01.H99-251124-0001";
         let tx = begin_format(&db, 1);
         {
@@ -228,9 +232,7 @@ mod tests {
         // Why: a node upgraded in place must keep every document's state (every read of a
         // document loads it) and every change's row (equivocation detection, a document's
         // history), now side by side in one table, and lose the two old tables.
-        let db = Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap();
+        let db = in_memory_db();
         let mut doc = automerge::Automerge::new();
         let mut tx = doc.transaction();
         automerge::transaction::Transactable::put(&mut tx, automerge::ROOT, "k", 1).unwrap();
@@ -273,9 +275,7 @@ mod tests {
         // Why: a node upgraded in place must keep every dossier's summary (lists, reports and
         // the scope of a commune's changes read it), now in the document's rows, its change rows
         // still found after it, and lose the old table.
-        let db = Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap();
+        let db = in_memory_db();
         let code = "000.00.01.H99-251124-0001";
         let id = format!("dossier/{code}");
         // Summaries are copied byte for byte; what they say does not matter here.

@@ -628,15 +628,16 @@ pub(crate) fn stored_summary(
     doc: &str,
 ) -> Result<Option<DossierSummary>, StoreError> {
     rows.get(doc_summary_key(doc))?
-        .map(|v| serde_json::from_slice(v.value()).map_err(|e| corrupt("summary", e)))
+        .map(|v| decode_json("summary", v.value()))
         .transpose()
 }
 
+/// Decodes a JSON row value, stored as text or as bytes; `what` names it in the error.
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
-    text: &str,
+    text: impl AsRef<[u8]>,
 ) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+    serde_json::from_slice(text.as_ref()).map_err(|e| corrupt(what, e))
 }
 
 /// Folds a stored dossier document.
