@@ -11,6 +11,7 @@
 //! it runs: changes from many peers, which arrive one at a time, then share one commit. A local
 //! write ends the wait at once, and a batch carrying many changes never waits.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread;
 
@@ -174,7 +175,48 @@ struct Job {
     at: Option<Timestamp>,
     /// Whether the writer may hold it back to share a commit ([`IMPORT_LINGER_MS`]).
     may_wait: bool,
+    /// The replication link whose writes it keeps in order, if any.
+    order: Option<WriteOrder>,
     reply: oneshot::Sender<Result<Reply, CommandError>>,
+}
+
+/// The order of one replication link's writes.
+///
+/// Why: a link hands the writer its batches one after the other without waiting for each to be
+/// written, so that they linger together and share a commit. (Waiting for each, a trickle of
+/// single changes lingered [`IMPORT_LINGER_MS`] per batch, one after another, and the peer gave
+/// up on its announces.) The writer runs a link's jobs in the order it received them; once one
+/// fails, it refuses the link's later ones, so that no checkpoint is written past a batch that
+/// was not.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOrder {
+    broken: Arc<AtomicBool>,
+}
+
+impl WriteOrder {
+    /// Whether one of the link's writes failed (its later ones are refused).
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    fn set_broken(&self) {
+        self.broken.store(true, Ordering::Release);
+    }
+}
+
+/// A command handed to the writer, not yet answered.
+#[derive(Debug)]
+pub struct Pending {
+    rx: oneshot::Receiver<Result<Reply, CommandError>>,
+}
+
+impl Pending {
+    /// Waits until the command is durable (or refused).
+    pub async fn wait(self) -> Result<Reply, CommandError> {
+        self.rx
+            .await
+            .map_err(|_| CommandError::Internal("writer stopped".into()))?
+    }
 }
 
 /// The handle through which the rest of the node writes.
@@ -225,7 +267,7 @@ impl Writer {
 
     /// Submits a command and waits until it is durable (or refused).
     pub async fn submit(&self, command: Command) -> Result<Reply, CommandError> {
-        self.send(command, false).await
+        self.send(command, false, None).await?.wait().await
     }
 
     /// Submits what a replication link received (its imports, its notes about the peer) and
@@ -233,23 +275,39 @@ impl Writer {
     /// the imports of many links share a commit. Nothing a person waits for goes this way, a
     /// bundle import at the command line included.
     pub async fn submit_replicated(&self, command: Command) -> Result<Reply, CommandError> {
-        self.send(command, true).await
+        self.send(command, true, None).await?.wait().await
     }
 
-    async fn send(&self, command: Command, may_wait: bool) -> Result<Reply, CommandError> {
+    /// Hands a replication link's command to the writer in the link's `order` (see
+    /// [`WriteOrder`]) and returns without waiting for it to be written. Like
+    /// [`Writer::submit_replicated`], it may be held back for the linger.
+    pub async fn enqueue_replicated(
+        &self,
+        command: Command,
+        order: &WriteOrder,
+    ) -> Result<Pending, CommandError> {
+        self.send(command, true, Some(order.clone())).await
+    }
+
+    async fn send(
+        &self,
+        command: Command,
+        may_wait: bool,
+        order: Option<WriteOrder>,
+    ) -> Result<Pending, CommandError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             command,
             at: None,
             may_wait,
+            order,
             reply,
         };
         self.queue
             .send(job)
             .await
             .map_err(|_| CommandError::Internal("writer stopped".into()))?;
-        rx.await
-            .map_err(|_| CommandError::Internal("writer stopped".into()))?
+        Ok(Pending { rx })
     }
 
     /// Submits from a thread outside the async runtime, as if the clock read `at` (`None`: the
@@ -265,6 +323,7 @@ impl Writer {
             command,
             at,
             may_wait: false,
+            order: None,
             reply,
         };
         self.queue
@@ -335,7 +394,10 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         Ok(tx) => tx,
         Err(e) => {
             let message = format!("storage: {e}");
-            for Job { reply, .. } in jobs {
+            for Job { reply, order, .. } in jobs {
+                if let Some(order) = order {
+                    order.set_broken();
+                }
                 let _ = reply.send(Err(CommandError::Internal(message.clone())));
             }
             return;
@@ -347,8 +409,13 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
     let mut results = Vec::with_capacity(jobs.len());
     let mut storage_failed = None;
     let mut replies = Vec::with_capacity(jobs.len());
+    let mut orders = Vec::new();
     for Job {
-        command, at, reply, ..
+        command,
+        at,
+        order,
+        reply,
+        ..
     } in jobs
     {
         let ctx = Ctx {
@@ -358,11 +425,22 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         };
         let result = if storage_failed.is_some() {
             Err(CommandError::Internal("batch rolled back".into()))
+        } else if order.as_ref().is_some_and(WriteOrder::is_broken) {
+            Err(CommandError::Internal(
+                "an earlier write of this link failed; the later ones wait for a new session"
+                    .into(),
+            ))
         } else {
             execute(&ctx, &mut apply, command)
         };
         if let Err(CommandError::Store(e)) = &result {
             storage_failed = Some(e.to_string());
+        }
+        if let Some(order) = order {
+            if result.is_err() {
+                order.set_broken();
+            }
+            orders.push(order);
         }
         results.push(result);
         replies.push(reply);
@@ -373,6 +451,9 @@ fn run_batch(shared: &Shared, jobs: Vec<Job>) {
         None => tx.commit().map_err(|e| e.to_string()),
     };
     if committed.is_err() {
+        for order in &orders {
+            order.set_broken();
+        }
         // Nothing of this batch is on disk; the in-memory registry may hold records that were
         // not committed, so rebuild it from the store.
         if let Ok(records) = shared.store.trust_records() {
@@ -563,6 +644,7 @@ mod tests {
             command,
             at: None,
             may_wait: true,
+            order: None,
             reply: oneshot::channel().0,
         }
     }
@@ -621,5 +703,51 @@ mod tests {
             .map(|_| job(import_of(0)))
             .collect();
         assert!(!lingers(&full));
+    }
+
+    #[test]
+    fn a_links_writes_after_a_failed_one_are_refused_while_other_links_go_on() {
+        // Why: a link hands the writer its batches without waiting for each to be written. Were
+        // a later batch written after an earlier one failed, its checkpoint would pass changes
+        // that were never stored, and the feed would never offer them again.
+        let dir = crate::test_nodes::temp("write-order");
+        let node = crate::test_nodes::node(
+            &dir.0,
+            "000.01.01.H99",
+            Role::Commune,
+            crate::setup::Trust::NewRoot,
+            None,
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(links_in_order(&node.writer));
+    }
+
+    async fn links_in_order(writer: &Writer) {
+        let (link, other) = (WriteOrder::default(), WriteOrder::default());
+        let enqueue = |command, order| writer.enqueue_replicated(command, order);
+        let first = enqueue(import_of(1), &link).await.unwrap();
+        let failing = enqueue(import_of(IMPORT_CHANGES_COUNT_MAX + 1), &link)
+            .await
+            .unwrap();
+        let later = enqueue(import_of(1), &link).await.unwrap();
+        // Enough changes that nothing lingers: the test waits for no timer.
+        let elsewhere = enqueue(import_of(IMPORT_LINGER_CHANGES_MIN), &other)
+            .await
+            .unwrap();
+        assert!(matches!(first.wait().await, Ok(Reply::Imported(_))));
+        assert!(matches!(
+            failing.wait().await,
+            Err(CommandError::Invalid(_))
+        ));
+        let refused = later.wait().await.unwrap_err().to_string();
+        assert!(
+            refused.contains("earlier write of this link failed"),
+            "{refused}"
+        );
+        assert!(matches!(elsewhere.wait().await, Ok(Reply::Imported(_))));
+        assert!(link.is_broken());
+        assert!(!other.is_broken());
     }
 }

@@ -149,7 +149,7 @@ impl TestNode {
                 "--data-dir",
                 self.dir.to_str().context("utf-8 dir")?,
             ])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", node_log_filter())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -286,6 +286,12 @@ pub fn new_dossier(procedure: &str, channel: &str, n: u64) -> Value {
         },
         "digitised": !n.is_multiple_of(3),
     })
+}
+
+/// The log filter of the nodes a test starts: warnings, or `MOTCUA_TEST_LOG` when set (e.g.
+/// `motcua_node=debug` to see every dial and link of a failing replication test).
+pub fn node_log_filter() -> String {
+    std::env::var("MOTCUA_TEST_LOG").unwrap_or_else(|_| "warn".to_owned())
 }
 
 /// A free UDP port on loopback, for a node whose address others must know before it starts.

@@ -9,10 +9,11 @@
 //! Each `Apply` batch is verified on the blocking pool (signatures cost a curve operation each)
 //! and then written through the writer with the peer's checkpoint, in one durable transaction;
 //! only then is the session told, so a crash at any byte loses nothing that was acknowledged.
-//! The batches go to the link's applier task, which writes them one after the other in the order
-//! the session emitted them, while the loop goes on serving the peer: the writer may hold an
-//! import back for a while to share its commit (`writer::IMPORT_LINGER_MS`), and the peer's
-//! requests must not wait for that.
+//! The batches go to the link's applier task, which hands them to the writer in the order the
+//! session emitted them without waiting for each to be written, and answers them in that order,
+//! while the loop goes on serving the peer: the writer may hold imports back for a while to share
+//! a commit (`writer::IMPORT_LINGER_MS`), and neither the peer's requests nor the link's next
+//! batches must wait for that one after another (`writer::WriteOrder`).
 
 use std::time::Duration;
 
@@ -24,8 +25,9 @@ use tokio::sync::mpsc;
 
 use super::source::LazySnapshot;
 use super::{ANTI_ENTROPY_INTERVAL_MS, Replication};
+use crate::commands::CommandError;
 use crate::store::peers::FeedMark;
-use crate::writer::{Command, Reply};
+use crate::writer::{Command, Pending, Reply, WriteOrder};
 
 /// Frames read ahead of the driver loop, in frames.
 pub const READ_AHEAD_FRAMES_MAX: usize = 8;
@@ -101,6 +103,7 @@ pub async fn run(
     let outcome = 'link: loop {
         // Send what the session has to say, then act on what it asks.
         while let Some(msg) = session.poll_transmit() {
+            tracing::trace!(peer = %hex::encode(&peer[..4]), message = msg.name(), "sending");
             let sent = match msg.encode() {
                 Ok(bytes) => write_frame(&mut send, &bytes)
                     .await
@@ -124,6 +127,7 @@ pub async fn run(
                     // nothing new for this node: written at most every half hour (and when
                     // the link ends), not on every empty announce.
                     let write = !envelopes.is_empty() || bookkeeping.checkpoint_due(repl.now_ms());
+                    tracing::trace!(peer = %hex::encode(&peer[..4]), batch, changes = envelopes.len(), write, "batch to apply");
                     let next = ToApply {
                         batch,
                         envelopes,
@@ -196,6 +200,7 @@ pub async fn run(
         tokio::select! {
             done = applied.recv() => match done {
                 Some((batch, Ok(report))) => {
+                    tracing::trace!(peer = %hex::encode(&peer[..4]), batch, ?report, "batch applied");
                     let snap = view(repl, own_store_id);
                     tokio::task::block_in_place(|| session.applied(repl.now_ms(), batch, report, &snap));
                 }
@@ -204,6 +209,7 @@ pub async fn run(
             },
             frame = frames.recv() => match frame {
                 Some(Ok(bytes)) => {
+                    tracing::trace!(peer = %hex::encode(&peer[..4]), bytes = bytes.len(), "received a frame");
                     let snap = view(repl, own_store_id);
                     tokio::task::block_in_place(|| session.handle_bytes(repl.now_ms(), &bytes, &snap));
                 }
@@ -280,10 +286,13 @@ fn note_peer(repl: &Replication, command: Command) {
     });
 }
 
-/// The link's applier: writes the session's batches one after the other, in the order they
-/// were emitted, and answers each in that order. Ends when the link drops its queue, or after
-/// the first failed write (the link then ends). Returns the checkpoint that batches with
-/// nothing new moved past its last write, for the link to write as it ends.
+/// The link's applier: hands the session's batches to the writer in the order they were
+/// emitted, without waiting for each to be written (so that a trickle of small batches lingers
+/// once, together, not once per batch: see `writer::WriteOrder`), and answers each in that
+/// order once it is durable. Ends when the link drops its queue, or after the first failed
+/// write (the link then ends; the writer refuses the link's later writes). Returns the
+/// checkpoint that batches with nothing new moved past its last write, for the link to write
+/// as it ends.
 async fn run_applier(
     repl: Replication,
     peer: [u8; 32],
@@ -291,27 +300,70 @@ async fn run_applier(
     mut batches: mpsc::Receiver<ToApply>,
     answers: mpsc::Sender<(u64, Result<ApplyReport, String>)>,
 ) -> Option<Checkpoint> {
-    let mut unsaved: Option<Checkpoint> = None;
-    while let Some(next) = batches.recv().await {
-        let result = if next.write {
-            let result = apply(&repl, peer, &origin, next.envelopes, next.checkpoint).await;
-            if result.is_ok() && next.checkpoint.is_some() {
+    let order = WriteOrder::default();
+    let (handed_tx, mut handed) = mpsc::channel::<Handed>(APPLIES_QUEUED_COUNT_MAX);
+    let hand_over = async move {
+        while let Some(next) = batches.recv().await {
+            let state = if next.write {
+                match submit(
+                    &repl,
+                    peer,
+                    &origin,
+                    next.envelopes,
+                    next.checkpoint,
+                    &order,
+                )
+                .await
+                {
+                    Ok(pending) => Written::Pending(pending),
+                    Err(e) => Written::Failed(e),
+                }
+            } else {
+                Written::Remembered
+            };
+            let handed = Handed {
+                batch: next.batch,
+                checkpoint: next.checkpoint,
+                state,
+            };
+            if handed_tx.send(handed).await.is_err() {
+                return;
+            }
+        }
+    };
+    let answer = async move {
+        let mut unsaved: Option<Checkpoint> = None;
+        while let Some(Handed {
+            batch,
+            checkpoint,
+            state,
+        }) = handed.recv().await
+        {
+            let (result, wrote_checkpoint) = match state {
+                Written::Pending(pending) => {
+                    (report_of(pending.wait().await), checkpoint.is_some())
+                }
+                Written::Failed(e) => (Err(e), false),
+                Written::Remembered => {
+                    unsaved = checkpoint.or(unsaved);
+                    (Ok(ApplyReport::default()), false)
+                }
+            };
+            if result.is_ok() && wrote_checkpoint {
                 unsaved = None;
             }
-            result
-        } else {
-            unsaved = next.checkpoint.or(unsaved);
-            Ok(ApplyReport::default())
-        };
-        let failed = result.is_err();
-        if answers.send((next.batch, result)).await.is_err() || failed {
-            break;
+            let failed = result.is_err();
+            if answers.send((batch, result)).await.is_err() || failed {
+                break;
+            }
         }
-    }
-    unsaved
+        unsaved
+    };
+    tokio::join!(hand_over, answer).1
 }
 
-/// Verifies a batch off the async threads, then applies it with its checkpoint.
+/// Verifies a batch and writes it with its checkpoint, waiting until it is durable: the
+/// checkpoint a link writes as it ends, after its applier.
 async fn apply(
     repl: &Replication,
     peer: [u8; 32],
@@ -319,6 +371,45 @@ async fn apply(
     envelopes: Vec<Vec<u8>>,
     checkpoint: Option<Checkpoint>,
 ) -> Result<ApplyReport, String> {
+    let order = WriteOrder::default();
+    let pending = submit(repl, peer, origin, envelopes, checkpoint, &order).await?;
+    report_of(pending.wait().await)
+}
+
+fn report_of(reply: Result<Reply, CommandError>) -> Result<ApplyReport, String> {
+    match reply {
+        Ok(Reply::Imported(r)) => Ok(r.into()),
+        Ok(_) => Err("unexpected writer reply".to_owned()),
+        Err(e) => Err(format!("ghi dữ liệu nhận được: {e}")),
+    }
+}
+
+/// A batch handed over to the writer, in the link's order.
+struct Handed {
+    batch: u64,
+    checkpoint: Option<Checkpoint>,
+    state: Written,
+}
+
+enum Written {
+    /// Handed to the writer, which answers when it is durable.
+    Pending(Pending),
+    /// Refused before it reached the writer.
+    Failed(String),
+    /// Not written: it only moves the checkpoint over positions with nothing new.
+    Remembered,
+}
+
+/// Verifies a batch off the async threads, then hands it with its checkpoint to the writer in
+/// the link's `order`, without waiting for it to be written.
+async fn submit(
+    repl: &Replication,
+    peer: [u8; 32],
+    origin: &str,
+    envelopes: Vec<Vec<u8>>,
+    checkpoint: Option<Checkpoint>,
+    order: &WriteOrder,
+) -> Result<Pending, String> {
     let owned = origin.to_owned();
     let (command, refused) = tokio::task::spawn_blocking(move || {
         super::import_command(&envelopes, owned, checkpoint.map(|c| (peer, c)))
@@ -328,11 +419,11 @@ async fn apply(
     for reason in refused {
         tracing::warn!(origin, reason, "received change does not verify");
     }
-    match repl.inner.writer.submit_replicated(command).await {
-        Ok(Reply::Imported(r)) => Ok(r.into()),
-        Ok(_) => Err("unexpected writer reply".to_owned()),
-        Err(e) => Err(format!("ghi dữ liệu nhận được: {e}")),
-    }
+    repl.inner
+        .writer
+        .enqueue_replicated(command, order)
+        .await
+        .map_err(|e| format!("ghi dữ liệu nhận được: {e}"))
 }
 
 fn publish_stats(

@@ -415,12 +415,19 @@ impl Replication {
                         backoff_ms = REDIAL_BACKOFF_MS_MIN;
                     }
                 }
-                Ok(Err(e)) => self.update(key, |s| {
-                    s.last_error = Some(format!("không kết nối được: {e}"))
-                }),
-                Err(_) => self.update(key, |s| {
-                    s.last_error = Some(format!("không kết nối được trong {DIAL_TIMEOUT_MS} ms"))
-                }),
+                Ok(Err(e)) => {
+                    tracing::info!(peer = %hex::encode(&key[..4]), error = %e, "dial failed");
+                    self.update(key, |s| {
+                        s.last_error = Some(format!("không kết nối được: {e}"))
+                    })
+                }
+                Err(_) => {
+                    tracing::info!(peer = %hex::encode(&key[..4]), DIAL_TIMEOUT_MS, "dial timed out");
+                    self.update(key, |s| {
+                        s.last_error =
+                            Some(format!("không kết nối được trong {DIAL_TIMEOUT_MS} ms"))
+                    })
+                }
             }
             // Exponential backoff with jitter, so that a hundred communes whose province comes
             // back do not all redial in the same instant.
@@ -472,6 +479,7 @@ impl Replication {
             conn.close(3u32.into(), b"duplicate");
             return;
         }
+        tracing::info!(peer = %hex::encode(&key[..4]), dialer, "replication link up");
         self.update(key, |s| {
             s.connected = true;
             s.last_error = None;
