@@ -20,7 +20,7 @@ pub const FRAME_HEADER_SIZE_BYTES: u64 = 4;
 pub const RETRANSMIT_TIMEOUT_MS_MIN: u64 = 200;
 
 /// Which end of a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum End {
     /// The province's end.
     Province,

@@ -312,6 +312,10 @@ pub struct Sim {
     wake_pending: Vec<Option<(bool, BTreeSet<String>)>>,
     /// Per node: the imports its writer holds back, and the number of the gathering.
     gathered: Vec<(Vec<Gathered>, u64)>,
+    /// The (link, end, connection generation) sessions one of whose imports failed to be
+    /// written: their later batches are not written either, as the node's writer refuses a
+    /// link's writes after a failed one (`writer::WriteOrder`).
+    write_failed: BTreeSet<(usize, End, u64)>,
     local_writes: Vec<VecDeque<(u64, [u8; 32])>>,
     backups: Vec<Option<Vec<u8>>>,
     bundles: Vec<Option<Bundle>>,
@@ -519,6 +523,7 @@ impl Sim {
             healed: false,
             wake_pending: vec![None; n],
             gathered: (0..n).map(|_| (Vec::new(), 0)).collect(),
+            write_failed: BTreeSet::new(),
             local_writes: vec![VecDeque::new(); n],
             backups: Vec::new(),
             bundles: Vec::new(),
@@ -1224,8 +1229,13 @@ impl Sim {
     /// link; nothing was applied.
     fn flush_imports(&mut self, n: usize) {
         let (held, round) = &mut self.gathered[n];
-        let held = std::mem::take(held);
+        let mut held = std::mem::take(held);
         *round += 1;
+        held.retain(|g| {
+            g.answer.is_none_or(|(l, end, generation, _)| {
+                !self.write_failed.contains(&(l, end, generation))
+            })
+        });
         if held.is_empty() {
             return;
         }
@@ -1270,6 +1280,9 @@ impl Sim {
                 }
                 _ => None,
             };
+            if report.is_none() {
+                self.write_failed.insert((l, end, generation));
+            }
             if !self.conn_matches(l, generation) {
                 continue;
             }
