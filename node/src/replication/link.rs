@@ -142,15 +142,13 @@ pub async fn run(
                 }
                 Event::CaughtUp { .. } => {
                     if bookkeeping.caught_up_due(repl.now_ms()) {
-                        note_peer(
-                            repl,
-                            Command::PeerSeen {
-                                peer,
-                                acked: None,
-                                caught_up: true,
-                                connected: false,
-                            },
-                        );
+                        let command = Command::PeerSeen {
+                            peer,
+                            acked: None,
+                            caught_up: true,
+                            connected: false,
+                        };
+                        note_peer(repl, command, || ());
                     }
                     repl.update(peer, |s| {
                         s.last_caught_up_at = Some(crate::writer::clock_now())
@@ -163,19 +161,20 @@ pub async fn run(
                 } => {
                     tracing::debug!(peer = %hex::encode(&peer[..4]), checkpoint_valid, ?acked, "peer said hello");
                     // One write per connection: when it was made, and how far the peer holds
-                    // this node's feed (what `bundle export` skips).
-                    note_peer(
-                        repl,
-                        Command::PeerSeen {
-                            peer,
-                            acked: Some(acked.map(|upto| FeedMark {
-                                store_id: own_store_id,
-                                upto,
-                            })),
-                            caught_up: false,
-                            connected: true,
-                        },
-                    );
+                    // this node's feed (what `bundle export` skips), shown once it is durable.
+                    let command = Command::PeerSeen {
+                        peer,
+                        acked: Some(acked.map(|upto| FeedMark {
+                            store_id: own_store_id,
+                            upto,
+                        })),
+                        caught_up: false,
+                        connected: true,
+                    };
+                    let shown = repl.clone();
+                    note_peer(repl, command, move || {
+                        shown.update(peer, |s| s.acknowledged_upto = acked)
+                    });
                 }
                 Event::ReconcileDone(report) => {
                     tracing::info!(peer = %hex::encode(&peer[..4]), ?report, "reconciliation done");
@@ -277,11 +276,13 @@ async fn sleep_for(ms: Option<u64>) {
 /// holds such notes back with imports (`Writer::submit_replicated`), and the link must go on
 /// serving.
 /// A note lost to a failed write is written again at the next connection or catch-up.
-fn note_peer(repl: &Replication, command: Command) {
+/// `written` runs once the note is durable.
+fn note_peer(repl: &Replication, command: Command, written: impl FnOnce() + Send + 'static) {
     let writer = repl.inner.writer.clone();
     tokio::spawn(async move {
-        if let Err(e) = writer.submit_replicated(command).await {
-            tracing::warn!(error = %e, "noting a peer's state");
+        match writer.submit_replicated(command).await {
+            Ok(_) => written(),
+            Err(e) => tracing::warn!(error = %e, "noting a peer's state"),
         }
     });
 }

@@ -204,6 +204,10 @@ pub struct PeerStatus {
     pub rejects: u64,
     /// How many positions of its feed this node has not yet durably applied, as last known.
     pub behind: u64,
+    /// How far the peer holds this node's feed, as it said in its last hello and this node
+    /// wrote durably: a `bundle export` for it starts after this position. `None`: unknown, or
+    /// the peer holds no valid position of this store.
+    pub acknowledged_upto: Option<u64>,
     /// The last error, for people.
     pub last_error: Option<String>,
 }
@@ -306,6 +310,7 @@ impl Replication {
             s.link_enabled = true;
             s.last_caught_up_at = state.last_caught_up_at;
             s.last_connected_at = state.last_connected_at;
+            s.acknowledged_upto = state.acked.map(|m| m.upto);
         }
         for peer in peers {
             let key = key_bytes(&peer.node_key)

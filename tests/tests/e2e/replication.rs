@@ -169,7 +169,18 @@ async fn intake_goes_on_while_the_province_is_down_and_everything_converges() {
     // A bundle cut for the province starts after what the province acknowledged when it
     // reconnected (its checkpoint of this commune's feed), not from the beginning; `--all`
     // still writes everything. Why: a commune whose link fails for days carries only those
-    // days on the USB stick.
+    // days on the USB stick. The commune writes that acknowledgement with its replication
+    // bookkeeping, which may wait for the writer's linger: its status shows it once durable.
+    wait_until(
+        "the commune records the province's acknowledgement",
+        CONVERGE_WAIT_MS,
+        || async {
+            let (_, peers) = c1.get("/api/v1/peers").await?;
+            Ok(peers["items"][0]["acknowledged_upto"].as_u64() > Some(0))
+        },
+    )
+    .await
+    .unwrap();
     net.communes[0].kill();
     let province_key = net.province.key().unwrap();
     let export = |all: bool| {
