@@ -56,6 +56,7 @@ pub async fn run(
     peer: [u8; 32],
     peer_scope: Scope,
     dialer: bool,
+    superseded: &tokio::sync::Notify,
 ) -> Result<(), String> {
     let inner = &repl.inner;
     let (mut send, recv) = if dialer {
@@ -228,6 +229,10 @@ pub async fn run(
             _ = epoch.changed() => {
                 session.close();
                 break Err("kho dữ liệu nhận mã mới (phục hồi từ bản sao lưu): đồng bộ lại".to_owned());
+            }
+            () = superseded.notified() => {
+                session.close();
+                break Err("nút bên kia đã kết nối lại: phiên mới thay phiên này".to_owned());
             }
             changed = switch.changed() => {
                 if changed.is_err() || !*switch.borrow() {

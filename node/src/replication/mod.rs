@@ -18,8 +18,9 @@ pub mod bundle;
 mod link;
 pub mod source;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -223,11 +224,44 @@ struct Inner {
     writer: Writer,
     endpoint: Endpoint,
     statuses: Mutex<BTreeMap<[u8; 32], PeerStatus>>,
-    active: Mutex<HashSet<[u8; 32]>>,
+    /// The session running with each peer (one per peer).
+    active: Mutex<HashMap<[u8; 32], Active>>,
+    /// Numbers the sessions, so that one ending removes only its own entry.
+    sessions_started: AtomicU64,
     /// Per-peer link switches; `false` cuts the link (the session ends, no redial, incoming
     /// connections from the peer are refused) until switched back on.
     links: Mutex<BTreeMap<[u8; 32], watch::Sender<bool>>>,
     started: std::time::Instant,
+}
+
+/// The session running with a peer, as others see it.
+struct Active {
+    id: u64,
+    /// Whether this node dialled it.
+    dialer: bool,
+    /// Tells the session to end: a newer connection from the same peer replaces it.
+    superseded: Arc<tokio::sync::Notify>,
+    /// Closed when the session has ended.
+    ended: watch::Receiver<()>,
+}
+
+/// A session's hold on its entry in `Inner::active`. Dropping it removes the entry, then tells
+/// a connection waiting to replace the session that it ended.
+struct Claim {
+    repl: Replication,
+    key: [u8; 32],
+    id: u64,
+    superseded: Arc<tokio::sync::Notify>,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut active = self.repl.inner.active.lock().expect("active lock");
+        if active.get(&self.key).is_some_and(|a| a.id == self.id) {
+            active.remove(&self.key);
+        }
+    }
 }
 
 /// The driver's time base: this process's monotonic clock (the driver, not the protocol, reads
@@ -292,7 +326,8 @@ impl Replication {
             writer,
             endpoint,
             statuses: Mutex::new(BTreeMap::new()),
-            active: Mutex::new(HashSet::new()),
+            active: Mutex::new(HashMap::new()),
+            sessions_started: AtomicU64::new(0),
             links: Mutex::new(BTreeMap::new()),
             started: monotonic_start(),
         });
@@ -469,6 +504,53 @@ impl Replication {
         }
     }
 
+    /// Makes this connection the one session with `key`, or says it is a duplicate (`None`).
+    ///
+    /// A peer that dials this node again while the session it dialled before still runs here
+    /// has lost that session (it crashed and restarted, or its side timed out first): the new
+    /// connection replaces the old one at once, instead of being refused until this side's
+    /// idle timeout notices. A session this node dialled is kept: when both ends dial each
+    /// other at once, each keeps the session it dialled and refuses the other's, and both
+    /// redial after a random wait.
+    async fn claim(&self, key: [u8; 32], dialer: bool) -> Option<Claim> {
+        let id = self.inner.sessions_started.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let mut ended = {
+                let mut active = self.inner.active.lock().expect("active lock");
+                match active.get(&key) {
+                    None => {
+                        let (done, ended) = watch::channel(());
+                        let superseded = Arc::new(tokio::sync::Notify::new());
+                        active.insert(
+                            key,
+                            Active {
+                                id,
+                                dialer,
+                                superseded: superseded.clone(),
+                                ended,
+                            },
+                        );
+                        return Some(Claim {
+                            repl: self.clone(),
+                            key,
+                            id,
+                            superseded,
+                            _done: done,
+                        });
+                    }
+                    Some(old) if !dialer && !old.dialer => {
+                        old.superseded.notify_one();
+                        old.ended.clone()
+                    }
+                    Some(_) => return None,
+                }
+            };
+            // The old session writes what it was handed, then ends (its `Claim` drops).
+            tracing::info!(peer = %hex::encode(&key[..4]), "the peer dialled again: replacing its old session");
+            while ended.changed().await.is_ok() {}
+        }
+    }
+
     async fn run(&self, conn: iroh::endpoint::Connection, key: [u8; 32], dialer: bool) {
         let scope = match self.admitted(&key) {
             Ok(scope) => scope,
@@ -479,18 +561,18 @@ impl Replication {
                 return;
             }
         };
-        if !self.inner.active.lock().expect("active lock").insert(key) {
+        let Some(me) = self.claim(key, dialer).await else {
             // One session per peer: the other connection is already replicating.
             conn.close(3u32.into(), b"duplicate");
             return;
-        }
+        };
         tracing::info!(peer = %hex::encode(&key[..4]), dialer, "replication link up");
         self.update(key, |s| {
             s.connected = true;
             s.last_error = None;
         });
-        let result = link::run(self, conn, key, scope, dialer).await;
-        self.inner.active.lock().expect("active lock").remove(&key);
+        let result = link::run(self, conn, key, scope, dialer, &me.superseded).await;
+        drop(me);
         self.update(key, |s| {
             s.connected = false;
             if let Err(e) = &result {
@@ -500,5 +582,65 @@ impl Replication {
         if let Err(e) = result {
             tracing::info!(peer = %hex::encode(&key[..4]), error = %e, "replication link ended");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use motcua_schema::trust::Role;
+
+    use super::*;
+    use crate::test_nodes::{node, temp};
+
+    #[test]
+    fn a_peer_that_dials_again_replaces_the_session_it_dialled_before() {
+        // Why: a commune office that loses power and restarts dials the province at once, while
+        // the province still runs the session of its old connection until the idle timeout.
+        // Refused as a duplicate until then, and its redial backoff growing with each refusal,
+        // it waited far longer than the crash deserved.
+        let dir = temp("claim");
+        let node = node(
+            &dir.0,
+            "000.01.01.H99",
+            Role::Commune,
+            crate::setup::Trust::NewRoot,
+            None,
+        );
+        let config = SyncConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..SyncConfig::default()
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let repl = Replication::start(node.shared.clone(), node.writer.clone(), &config, &[])
+                .await
+                .unwrap();
+            let peer = [7; 32];
+            let old = repl.claim(peer, false).await.unwrap();
+            assert!(
+                repl.claim(peer, true).await.is_none(),
+                "one session per peer"
+            );
+            let r = repl.clone();
+            let newer = tokio::spawn(async move { r.claim(peer, false).await });
+            // The old session is told to end, and the new one waits until it has.
+            old.superseded.notified().await;
+            assert!(!newer.is_finished());
+            drop(old);
+            let newer = newer.await.unwrap().expect("the new connection takes over");
+            drop(newer);
+            // A session this node dialled is kept: both ends dialling each other at once must
+            // not each end the session the other keeps.
+            let dialled = repl.claim(peer, true).await.unwrap();
+            assert!(repl.claim(peer, false).await.is_none());
+            drop(dialled);
+            assert!(repl.claim(peer, false).await.is_some());
+        });
     }
 }
