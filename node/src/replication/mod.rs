@@ -572,13 +572,14 @@ impl Replication {
             s.last_error = None;
         });
         let result = link::run(self, conn, key, scope, dialer, &me.superseded).await;
-        drop(me);
         self.update(key, |s| {
             s.connected = false;
             if let Err(e) = &result {
                 s.last_error = Some(e.clone());
             }
         });
+        // Only now may a connection replacing this session start: its status comes after.
+        drop(me);
         if let Err(e) = result {
             tracing::info!(peer = %hex::encode(&key[..4]), error = %e, "replication link ended");
         }
