@@ -39,6 +39,8 @@ pub enum Kind {
 /// One new entry of a node's feed, as the simulator tracks it.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
+    /// Its feed position.
+    pub position: u64,
     /// The change hash.
     pub hash: [u8; 32],
     /// Its document id.
@@ -54,6 +56,22 @@ pub struct BatchOutcome {
     pub committed: bool,
     /// Feed entries the batch added, in feed order.
     pub new_entries: Vec<NewEntry>,
+    /// For each command, the feed head once it had run (`None`: nothing stored yet), so that a
+    /// caller can tell which command stored which entry.
+    pub heads: Vec<Option<u64>>,
+}
+
+impl BatchOutcome {
+    /// Splits the new entries at command `index`: the entries the commands before it stored,
+    /// and those it and the later ones stored.
+    pub fn split_entries_at(&mut self, index: usize) -> (Vec<NewEntry>, Vec<NewEntry>) {
+        let before = index
+            .checked_sub(1)
+            .and_then(|i| self.heads.get(i).copied().flatten())
+            .unwrap_or(0);
+        let entries = std::mem::take(&mut self.new_entries);
+        entries.into_iter().partition(|e| e.position <= before)
+    }
 }
 
 /// An honest node.
@@ -160,6 +178,7 @@ impl HonestNode {
                     .collect(),
                 committed: false,
                 new_entries: Vec::new(),
+                heads: Vec::new(),
             };
         };
         let tx = match store.db().begin_write() {
@@ -173,6 +192,7 @@ impl HonestNode {
                         .collect(),
                     committed: false,
                     new_entries: Vec::new(),
+                    heads: Vec::new(),
                 };
             }
         };
@@ -184,6 +204,7 @@ impl HonestNode {
             now,
         };
         let mut results = Vec::with_capacity(commands.len());
+        let mut heads = Vec::with_capacity(commands.len());
         let mut storage_failed = None;
         for command in commands {
             let result = if storage_failed.is_some() {
@@ -195,6 +216,7 @@ impl HonestNode {
                 storage_failed = Some(e.to_string());
             }
             results.push(result);
+            heads.push(apply.effects.feed_head);
         }
         let effects = std::mem::take(&mut apply.effects);
         let committed = match storage_failed {
@@ -225,6 +247,7 @@ impl HonestNode {
                 results,
                 committed: false,
                 new_entries: Vec::new(),
+                heads: Vec::new(),
             };
         }
         if effects.config_changed
@@ -237,6 +260,7 @@ impl HonestNode {
             results,
             committed: true,
             new_entries,
+            heads,
         }
     }
 
@@ -257,6 +281,7 @@ impl HonestNode {
                 let (k, v) = row;
                 let (hash, _, doc) = v.value();
                 out.push(NewEntry {
+                    position: k.value(),
                     hash: *hash,
                     doc: doc.to_owned(),
                 });

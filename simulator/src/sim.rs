@@ -326,6 +326,17 @@ pub struct Sim {
     trace: Sha256,
 }
 
+/// What a node's writer held back, taken to be written: each held batch's answer (and whether
+/// it carried a command), and the commands, in order.
+struct Held {
+    answers: Vec<HeldAnswer>,
+    commands: Vec<Command>,
+}
+
+/// The session batch a held write answers, if any ((link, end, connection generation, batch)),
+/// and whether the write carried a command.
+type HeldAnswer = (Option<(usize, End, u64, u64)>, bool);
+
 /// A write a node's writer holds back (an import, or what it notes about a peer), and the
 /// session batch to answer when it is written.
 struct Gathered {
@@ -1228,6 +1239,34 @@ impl Sim {
     /// session that is still the one that asked. As the node's link: a failed write ends the
     /// link; nothing was applied.
     fn flush_imports(&mut self, n: usize) {
+        let Some(held) = self.take_held(n) else {
+            return;
+        };
+        let kind = if held.commands.iter().any(|c| c.import_changes() > 0) {
+            "import"
+        } else if held
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::Import { .. }))
+        {
+            "checkpoint only"
+        } else {
+            "peer seen"
+        };
+        let wall = self.wall(n);
+        let out = self.nodes[n].run_batch(wall, held.commands);
+        if out.committed {
+            *self.metrics.commits.entry(kind).or_default() += 1;
+            self.after_commit(n, out.new_entries, false);
+        } else {
+            self.reject("import: write failed");
+        }
+        self.answer_held(held.answers, out.results, out.committed);
+    }
+
+    /// Takes what node `n`'s writer holds back, less the batches of sessions whose earlier write
+    /// failed; `None` when nothing is left.
+    fn take_held(&mut self, n: usize) -> Option<Held> {
         let (held, round) = &mut self.gathered[n];
         let mut held = std::mem::take(held);
         *round += 1;
@@ -1237,31 +1276,26 @@ impl Sim {
             })
         });
         if held.is_empty() {
-            return;
+            return None;
         }
-        let commands_of = || held.iter().filter_map(|g| g.command.as_ref());
-        let kind = if commands_of().any(|c| c.import_changes() > 0) {
-            "import"
-        } else if commands_of().any(|c| matches!(c, Command::Import { .. })) {
-            "checkpoint only"
-        } else {
-            "peer seen"
-        };
         let mut answers = Vec::with_capacity(held.len());
         let mut commands = Vec::with_capacity(held.len());
         for g in held {
             answers.push((g.answer, g.command.is_some()));
             commands.extend(g.command);
         }
-        let wall = self.wall(n);
-        let out = self.nodes[n].run_batch(wall, commands);
-        if out.committed {
-            *self.metrics.commits.entry(kind).or_default() += 1;
-            self.after_commit(n, out.new_entries, false);
-        } else {
-            self.reject("import: write failed");
-        }
-        let mut results = out.results.into_iter();
+        Some(Held { answers, commands })
+    }
+
+    /// Answers the sessions whose held batches were written (`results`: one per command, in
+    /// order), then drives them. As the node's link: a failed write ends the link.
+    fn answer_held(
+        &mut self,
+        answers: Vec<HeldAnswer>,
+        results: Vec<Result<Reply, CommandError>>,
+        committed: bool,
+    ) {
+        let mut results = results.into_iter();
         let mut to_drive: Vec<(usize, End)> = Vec::new();
         for (answer, wrote) in answers {
             let result = if wrote {
@@ -1273,8 +1307,8 @@ impl Sim {
                 continue;
             };
             let report = match result {
-                Some(Ok(Reply::Imported(r))) if out.committed => Some(r.into()),
-                Some(Err(e)) if out.committed => {
+                Some(Ok(Reply::Imported(r))) if committed => Some(r.into()),
+                Some(Err(e)) if committed => {
                     self.reject(format!("import: {e}"));
                     None
                 }
@@ -1676,22 +1710,29 @@ impl Sim {
         command: Command,
         doc: impl Fn(&Reply) -> String,
     ) -> Result<(Reply, [u8; 32]), CommandError> {
-        // A local write ends the writer's wait: what it holds back is written first (the node
-        // writes both in one transaction; here they are two, so that the local write's result
-        // and feed entries stay its own).
-        self.flush_imports(n);
+        // A local write ends the writer's wait: what it holds back is written with it, in one
+        // transaction, before it (as the node's writer runs its batch in arrival order).
+        let held = self.take_held(n);
+        let (answers, mut commands) =
+            held.map_or((Vec::new(), Vec::new()), |h| (h.answers, h.commands));
+        let local_index = commands.len();
+        commands.push(command);
         let wall = self.wall(n);
-        let out = self.nodes[n].run_batch(wall, vec![command]);
+        let mut out = self.nodes[n].run_batch(wall, commands);
         if out.committed {
             *self.metrics.commits.entry("local write").or_default() += 1;
+        } else if local_index > 0 {
+            self.reject("import: write failed");
         }
-        let entries = out.new_entries.clone();
-        self.after_commit(n, out.new_entries, true);
+        let (imported, entries) = out.split_entries_at(local_index);
+        self.after_commit(n, imported, false);
+        self.after_commit(n, entries.clone(), true);
         let result = out
             .results
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Err(CommandError::Internal("no result".into())))?;
+            .pop()
+            .unwrap_or_else(|| Err(CommandError::Internal("no result".into())));
+        self.answer_held(answers, out.results, out.committed);
+        let result = result?;
         let doc = doc(&result);
         let hash = entries
             .iter()
