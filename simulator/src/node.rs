@@ -9,12 +9,14 @@
 //! clock reading. A crash drops the process state; a restart reopens the disk and takes a new
 //! actor epoch, exactly as `runtime::Node::open` does.
 
+use std::collections::BTreeSet;
+
 use ed25519_dalek::SigningKey;
 use motcua_node::commands::{CommandError, Ctx, Identity};
 use motcua_node::reference::Reference;
 use motcua_node::store::Store;
 use motcua_node::store::apply::Apply;
-use motcua_node::store::tables::{FEED, META};
+use motcua_node::store::tables::{DOC_ROWS, FEED, META, doc_summary_key};
 use motcua_node::writer::{Command, Reply, execute};
 use motcua_schema::ids::UnitCode;
 use motcua_schema::signed::actor_for;
@@ -24,6 +26,14 @@ use motcua_sync::Scope;
 use redb::ReadableDatabase;
 
 use crate::disk::Disk;
+
+/// Size of each simulated store's redb page cache, in bytes. The simulated disk is memory
+/// already, and redb keeps in its cache a copy of every page it writes, up to this size: with
+/// redb's default (1 GiB) every one of a run's stores held a second copy of itself. 16 MiB holds
+/// a commune's whole store and the province's upper tree levels; the 30-day benchmark's peak
+/// memory fell from 2.29 GB to 2.00 GB and its system time (the kernel zeroing pages it hands
+/// out) from 4.1 s to 2.5-3.1 s, its wall time within noise (BENCHMARKS.md).
+pub const STORE_CACHE_SIZE_BYTES: usize = 16 << 20;
 
 /// A node's role in the simulated province.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +131,8 @@ impl HonestNode {
         journal: bool,
     ) -> HonestNode {
         let disk = Disk::with_journal(journal);
-        let store = Store::open_with_backend(disk.backend(), store_id).expect("a new store opens");
+        let store = Store::open_with_backend(disk.backend(), store_id, STORE_CACHE_SIZE_BYTES)
+            .expect("a new store opens");
         let role = role_of(kind);
         let identity = Identity {
             actor: actor_for(&key.verifying_key(), epoch),
@@ -264,6 +275,35 @@ impl HonestNode {
         }
     }
 
+    /// Every unit the dossiers with document ids `docs` were transferred to, read in one
+    /// transaction. Only the summaries' `transfers` are decoded: the province asks this for
+    /// every change it stores, to wake the sessions whose scope the change is in.
+    pub fn transfers(&self, docs: &[&str]) -> BTreeSet<String> {
+        #[derive(serde::Deserialize)]
+        struct Transfers {
+            #[serde(default)]
+            transfers: Vec<String>,
+        }
+        let mut out = BTreeSet::new();
+        let Some(store) = self.store.as_ref().filter(|_| !docs.is_empty()) else {
+            return out;
+        };
+        let Ok(tx) = store.db().begin_read() else {
+            return out;
+        };
+        let Ok(rows) = tx.open_table(DOC_ROWS) else {
+            return out;
+        };
+        for doc in docs {
+            if let Ok(Some(row)) = rows.get(doc_summary_key(doc))
+                && let Ok(t) = serde_json::from_slice::<Transfers>(row.value())
+            {
+                out.extend(t.transfers);
+            }
+        }
+        out
+    }
+
     /// Reads feed entries past [`HonestNode::feed_seen`] and moves it to the head.
     pub fn read_new_entries(&mut self) -> Vec<NewEntry> {
         let Some(store) = self.store.as_ref() else {
@@ -299,8 +339,9 @@ impl HonestNode {
 
     /// Starts the process again on its disk, with a new actor epoch (a new process).
     pub fn restart(&mut self, epoch: [u8; 8]) -> Result<(), String> {
-        let store = Store::open_with_backend(self.disk.backend(), self.store_id)
-            .map_err(|e| format!("reopening store: {e}"))?;
+        let store =
+            Store::open_with_backend(self.disk.backend(), self.store_id, STORE_CACHE_SIZE_BYTES)
+                .map_err(|e| format!("reopening store: {e}"))?;
         self.open(store, epoch)
     }
 
@@ -314,7 +355,7 @@ impl HonestNode {
     ) -> Result<(), String> {
         self.store = None;
         self.disk = Disk::from_image(image);
-        let store = Store::open_with_backend(self.disk.backend(), store_id)
+        let store = Store::open_with_backend(self.disk.backend(), store_id, STORE_CACHE_SIZE_BYTES)
             .map_err(|e| format!("opening restored store: {e}"))?;
         let tx = store.db().begin_write().map_err(|e| e.to_string())?;
         tx.open_table(META)

@@ -1620,6 +1620,7 @@ impl Sim {
         let province_filter = n == 0 && !self.scenario.session.wake_all;
         let mut units = BTreeSet::new();
         let mut all = !province_filter;
+        let mut dossiers = Vec::new();
         for e in &entries {
             self.trace.update(e.hash);
             self.tracker.add(n, e.hash, &e.doc);
@@ -1631,15 +1632,15 @@ impl Sim {
                     None => all = true,
                     Some(u) => {
                         units.insert(u.to_owned());
-                        if let Some(code) = e.doc.strip_prefix("dossier/")
-                            && let Ok(Some(s)) = self.nodes[n].store().summary(code)
-                        {
-                            units.extend(s.transfers.iter().map(|t| t.to_string()));
+                        if e.doc.starts_with("dossier/") {
+                            dossiers.push(e.doc.as_str());
                         }
                     }
                 }
             }
         }
+        // The units a dossier was transferred to are in its scope too.
+        units.extend(self.nodes[n].transfers(&dossiers));
         let schedule = self.wake_pending[n].is_none();
         let pending = self.wake_pending[n].get_or_insert_with(|| (false, BTreeSet::new()));
         pending.0 |= all;

@@ -219,3 +219,25 @@ fn a_restore_counts_as_held_what_another_writer_still_holds_back() {
         replay_command(&path, 872)
     );
 }
+
+#[test]
+fn the_province_finds_the_units_its_dossiers_were_transferred_to() {
+    // Why: with `session.wake_all = false` (the benchmark) the province wakes only the
+    // sessions a stored change concerns, and a dossier transferred to a commune concerns that
+    // commune too; `HonestNode::transfers` is how it learns which, and a unit it missed would
+    // see the dossier's later changes only when something else woke its session.
+    let sim = passing_smoke_run();
+    let mut expected = std::collections::BTreeSet::new();
+    let mut docs = Vec::new();
+    for (code, t) in &sim.truth.dossiers {
+        let transfers = t.state().transfers;
+        if !transfers.is_empty() {
+            docs.push(format!("dossier/{code}"));
+            expected.extend(transfers.iter().map(|u| u.to_string()));
+        }
+    }
+    assert!(!docs.is_empty(), "the smoke run transferred no dossier");
+    let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    assert_eq!(sim.nodes[0].transfers(&docs), expected);
+    assert!(sim.nodes[0].transfers(&[]).is_empty());
+}

@@ -187,13 +187,17 @@ impl Store {
     }
 
     /// A store over any redb storage backend (the simulator's fault-injecting disk): the same
-    /// tables, transactions and pipeline. An image that already holds a store keeps its id; a
-    /// new one is given `store_id`, so runs are reproducible.
+    /// tables, transactions and pipeline, with a page cache of `cache_size_bytes`. An image that
+    /// already holds a store keeps its id; a new one is given `store_id`, so runs are
+    /// reproducible.
     pub fn open_with_backend(
         backend: impl redb::StorageBackend,
         store_id: [u8; 16],
+        cache_size_bytes: usize,
     ) -> Result<Store, StoreError> {
-        let db = Database::builder().create_with_backend(backend)?;
+        let db = Database::builder()
+            .set_cache_size(cache_size_bytes)
+            .create_with_backend(backend)?;
         let tx = db.begin_write()?;
         if tx.open_table(META)?.get("store_id")?.is_none() {
             tx.open_table(META)?
