@@ -23,7 +23,7 @@ use motcua_schema::signed::actor_for;
 use motcua_schema::timestamp::Timestamp;
 use motcua_schema::trust::{Registry, Role};
 use motcua_sync::Scope;
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 
 use crate::disk::Disk;
 
@@ -230,12 +230,23 @@ impl HonestNode {
             heads.push(apply.effects.feed_head);
         }
         let effects = std::mem::take(&mut apply.effects);
+        drop(apply);
+        // What the batch appended to the feed, read in its own transaction before the commit
+        // (a read transaction after it cost as much again for every batch).
+        let mut new_entries = Vec::new();
         let committed = match storage_failed {
             Some(message) => {
                 drop(tx);
                 Err(message)
             }
-            None => tx.commit().map_err(|e| e.to_string()),
+            None => match tx
+                .open_table(FEED)
+                .map_err(redb::Error::from)
+                .and_then(|feed| entries_after(&feed, self.feed_seen, &mut new_entries))
+            {
+                Ok(()) => tx.commit().map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
         };
         if let Err(message) = &committed {
             // As the writer: nothing is on disk; rebuild the registry from the store.
@@ -266,7 +277,9 @@ impl HonestNode {
         {
             self.reference = r;
         }
-        let new_entries = self.read_new_entries();
+        if let Some(last) = new_entries.last() {
+            self.feed_seen = last.position;
+        }
         BatchOutcome {
             results,
             committed: true,
@@ -313,20 +326,12 @@ impl HonestNode {
         let Ok(tx) = store.db().begin_read() else {
             return out;
         };
-        let Ok(feed) = tx.open_table(FEED) else {
-            return out;
-        };
-        if let Ok(range) = feed.range(self.feed_seen + 1..) {
-            for row in range.flatten() {
-                let (k, v) = row;
-                let (hash, _, doc) = v.value();
-                out.push(NewEntry {
-                    position: k.value(),
-                    hash: *hash,
-                    doc: doc.to_owned(),
-                });
-                self.feed_seen = k.value();
-            }
+        // A store that cannot be read yields what was read before the failure.
+        if let Ok(feed) = tx.open_table(FEED) {
+            let _ = entries_after(&feed, self.feed_seen, &mut out);
+        }
+        if let Some(last) = out.last() {
+            self.feed_seen = last.position;
         }
         out
     }
@@ -398,4 +403,23 @@ pub fn role_of(kind: Kind) -> Role {
         Kind::Commune => Role::Commune,
         Kind::Auditor => Role::Auditor,
     }
+}
+
+/// Appends to `out` the rows of `feed` (the store's feed table, in a read or a write
+/// transaction) after position `seen`.
+fn entries_after(
+    feed: &impl ReadableTable<u64, (&'static [u8; 32], u32, &'static str)>,
+    seen: u64,
+    out: &mut Vec<NewEntry>,
+) -> Result<(), redb::Error> {
+    for row in feed.range(seen + 1..)? {
+        let (k, v) = row?;
+        let (hash, _, doc) = v.value();
+        out.push(NewEntry {
+            position: k.value(),
+            hash: *hash,
+            doc: doc.to_owned(),
+        });
+    }
+    Ok(())
 }
