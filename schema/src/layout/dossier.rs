@@ -79,12 +79,14 @@ fn events_of(doc: &impl ReadDoc, lists: Vec<ExId>) -> Result<Vec<RecordedEvent>,
     for events in lists {
         // One pass over the list (indexing each element was a lookup per element).
         for item in doc.list_range(&events, ..) {
-            let id = item.id();
+            // The id is written out once: formatting it (its actor in hex) costs more than
+            // taking the actor from the text.
+            let id = item.id().to_string();
             let value: Value<'static> = item.value.into();
             let event: Event = read_record("event", &value)?;
             out.push(RecordedEvent {
-                id: id.to_string(),
                 actor: object_actor(&id),
+                id,
                 event,
             });
         }

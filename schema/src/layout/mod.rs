@@ -151,10 +151,11 @@ pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The actor hex of the change that created object `id` (`<counter>@<actor>`).
-pub(crate) fn object_actor(id: &ExId) -> String {
-    let text = id.to_string();
-    text.split_once('@')
+/// The actor hex of the change that created an object, from the object id's text
+/// (`<counter>@<actor>`, as `ExId`'s `Display` writes it).
+pub(crate) fn object_actor(id_text: &str) -> String {
+    id_text
+        .split_once('@')
         .map(|(_, a)| a.to_owned())
         .unwrap_or_default()
 }
