@@ -31,8 +31,8 @@ use crate::disk::Disk;
 /// already, and redb keeps in its cache a copy of every page it writes, up to this size: with
 /// redb's default (1 GiB) every one of a run's stores held a second copy of itself. 16 MiB holds
 /// a commune's whole store and the province's upper tree levels; the 30-day benchmark's peak
-/// memory fell from 2.29 GB to 2.00 GB and its system time (the kernel zeroing pages it hands
-/// out) from 4.1 s to 2.5-3.1 s, its wall time within noise (BENCHMARKS.md).
+/// memory fell from 2.28 GB to 2.00 GB and its system time (the kernel zeroing pages it hands
+/// out) from 3.6 s to 3.1 s (medians), its wall time within noise (BENCHMARKS.md).
 pub const STORE_CACHE_SIZE_BYTES: usize = 16 << 20;
 
 /// A node's role in the simulated province.
@@ -232,7 +232,7 @@ impl HonestNode {
         let effects = std::mem::take(&mut apply.effects);
         drop(apply);
         // What the batch appended to the feed, read in its own transaction before the commit
-        // (a read transaction after it cost as much again for every batch).
+        // (a read transaction after it was 0.7% of the benchmark's time).
         let mut new_entries = Vec::new();
         let committed = match storage_failed {
             Some(message) => {
