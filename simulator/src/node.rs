@@ -14,9 +14,9 @@ use std::collections::BTreeSet;
 use ed25519_dalek::SigningKey;
 use motcua_node::commands::{CommandError, Ctx, Identity};
 use motcua_node::reference::Reference;
-use motcua_node::store::Store;
 use motcua_node::store::apply::Apply;
-use motcua_node::store::tables::{DOC_ROWS, FEED, META, doc_summary_key};
+use motcua_node::store::tables::{DOC_ROWS, FEED, META};
+use motcua_node::store::{Store, stored_summary};
 use motcua_node::writer::{Command, Reply, execute};
 use motcua_schema::ids::UnitCode;
 use motcua_schema::signed::actor_for;
@@ -30,7 +30,7 @@ use crate::disk::Disk;
 /// Size of each simulated store's redb page cache, in bytes. The simulated disk is memory
 /// already, and redb keeps in its cache a copy of every page it writes, up to this size: with
 /// redb's default (1 GiB) every one of a run's stores held a second copy of itself. 16 MiB holds
-/// a commune's whole store and the province's upper tree levels; the 30-day benchmark's peak
+/// a commune's whole store (about 3 MB after 30 days); the 30-day benchmark's peak
 /// memory fell from 2.28 GB to 2.00 GB and its system time (the kernel zeroing pages it hands
 /// out) from 3.6 s to 3.1 s (medians), its wall time within noise (BENCHMARKS.md).
 pub const STORE_CACHE_SIZE_BYTES: usize = 16 << 20;
@@ -289,14 +289,10 @@ impl HonestNode {
     }
 
     /// Every unit the dossiers with document ids `docs` were transferred to, read in one
-    /// transaction. Only the summaries' `transfers` are decoded: the province asks this for
-    /// every change it stores, to wake the sessions whose scope the change is in.
+    /// transaction: the province asks this for the changes of every batch it stores, to wake
+    /// the sessions whose scope they are in (a transaction for each change cost 1.8% of the
+    /// benchmark's time).
     pub fn transfers(&self, docs: &[&str]) -> BTreeSet<String> {
-        #[derive(serde::Deserialize)]
-        struct Transfers {
-            #[serde(default)]
-            transfers: Vec<String>,
-        }
         let mut out = BTreeSet::new();
         let Some(store) = self.store.as_ref().filter(|_| !docs.is_empty()) else {
             return out;
@@ -308,10 +304,8 @@ impl HonestNode {
             return out;
         };
         for doc in docs {
-            if let Ok(Some(row)) = rows.get(doc_summary_key(doc))
-                && let Ok(t) = serde_json::from_slice::<Transfers>(row.value())
-            {
-                out.extend(t.transfers);
+            if let Ok(Some(summary)) = stored_summary(&rows, doc) {
+                out.extend(summary.transfers.iter().map(|u| u.to_string()));
             }
         }
         out

@@ -626,8 +626,9 @@ impl Store {
 }
 
 /// The summary stored for the dossier whose document id is `doc`, read from `rows`, the
-/// [`DOC_ROWS`] table of a read or a write transaction.
-pub(crate) fn stored_summary(
+/// [`DOC_ROWS`] table of a read or a write transaction (so that a caller reading many opens
+/// one).
+pub fn stored_summary(
     rows: &impl ReadableTable<(&'static str, &'static [u8], u64), &'static [u8]>,
     doc: &str,
 ) -> Result<Option<DossierSummary>, StoreError> {
