@@ -112,26 +112,74 @@ impl Snapshot {
         Ok(Snapshot { tx, store_id })
     }
 
-    /// Whether `doc_id` is in `scope`. `transfers` is the transfer index, opened on first use
-    /// and kept for the rest of the scan: a province's feed is mostly other units' dossiers, and
-    /// opening the table for each of them was a large share of serving a commune.
+    /// Whether `doc_id` is in `scope`. `transfers` holds what the scan has learned of the
+    /// dossiers transferred to the scope's unit, read on first need and kept for the rest of the
+    /// scan: a province's feed is mostly other units' dossiers, and asking the index about each
+    /// of them was a large share of serving a commune.
     fn admits(
         &self,
         scope: &Scope,
         doc_id: &str,
-        transfers: &mut Option<TransferIndex>,
+        transfers: &mut Option<TransfersIn>,
     ) -> Result<bool, StoreError> {
         let transferred = match (scope.unit(), doc_id.strip_prefix("dossier/")) {
             (Some(unit), Some(code)) if !scope.admits(doc_id, false) => {
                 if transfers.is_none() {
-                    *transfers = Some(self.tx.open_table(IDX_TRANSFER).map_err(read_err)?);
+                    *transfers = Some(TransfersIn::read(
+                        &self.tx,
+                        unit,
+                        TRANSFERS_IN_SCAN_CODES_MAX,
+                    )?);
                 }
-                let idx = transfers.as_ref().expect("opened above");
-                idx.get((unit, code)).map_err(read_err)?.is_some()
+                transfers
+                    .as_ref()
+                    .expect("read above")
+                    .contains(unit, code)?
             }
             _ => false,
         };
         Ok(scope.admits(doc_id, transferred))
+    }
+}
+
+/// Most dossier codes a scan keeps of those transferred to its unit. A commune receives a few
+/// transfers a month, so its whole list is one short range read; past this many, the scan asks
+/// the index about each foreign dossier instead, as it did before the list was kept.
+pub const TRANSFERS_IN_SCAN_CODES_MAX: usize = 4_096;
+
+/// The dossiers transferred to a unit, as one scan sees them.
+enum TransfersIn {
+    /// Every code, read once.
+    Codes(std::collections::HashSet<String>),
+    /// More than [`TRANSFERS_IN_SCAN_CODES_MAX`]: the index, asked per dossier.
+    Index(TransferIndex),
+}
+
+impl TransfersIn {
+    /// Reads the codes transferred to `unit`, or keeps the index if there are more than
+    /// `codes_max`.
+    fn read(tx: &ReadTransaction, unit: &str, codes_max: usize) -> Result<TransfersIn, StoreError> {
+        let idx = tx.open_table(IDX_TRANSFER).map_err(read_err)?;
+        let mut codes = std::collections::HashSet::new();
+        for row in idx.range((unit, "")..).map_err(read_err)? {
+            let (k, _) = row.map_err(read_err)?;
+            let (to, code) = k.value();
+            if to != unit {
+                break;
+            }
+            if codes.len() == codes_max {
+                return Ok(TransfersIn::Index(idx));
+            }
+            codes.insert(code.to_owned());
+        }
+        Ok(TransfersIn::Codes(codes))
+    }
+
+    fn contains(&self, unit: &str, code: &str) -> Result<bool, StoreError> {
+        match self {
+            TransfersIn::Codes(codes) => Ok(codes.contains(code)),
+            TransfersIn::Index(idx) => Ok(idx.get((unit, code)).map_err(read_err)?.is_some()),
+        }
     }
 }
 
@@ -228,5 +276,72 @@ impl ChangeStore for Snapshot {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables::IDX_TRANSFER;
+
+    /// A store whose feed holds dossiers of units `A` and `B`, two of `A`'s transferred to `B`.
+    fn store() -> Store {
+        let store = Store::open_in_memory([7; 16]).unwrap();
+        let tx = store.db().begin_write().unwrap();
+        {
+            let mut feed = tx.open_table(FEED).unwrap();
+            let docs = [
+                "dossier/A-250101-0001",
+                "dossier/B-250101-0001",
+                "dossier/A-250101-0002",
+                "catalog",
+                "dossier/A-250101-0003",
+                "dossier/A-250101-0004",
+            ];
+            for (i, doc) in docs.iter().enumerate() {
+                feed.insert(i as u64 + 1, (&[i as u8; 32], 100u32, *doc))
+                    .unwrap();
+            }
+            let mut idx = tx.open_table(IDX_TRANSFER).unwrap();
+            idx.insert(("B", "A-250101-0002"), ()).unwrap();
+            idx.insert(("B", "A-250101-0004"), ()).unwrap();
+            idx.insert(("C", "A-250101-0003"), ()).unwrap();
+        }
+        tx.commit().unwrap();
+        store
+    }
+
+    #[test]
+    fn a_commune_scan_admits_its_own_records_and_the_dossiers_transferred_to_it() {
+        // Why: the scan reads the unit's transfers once instead of asking the index about every
+        // foreign dossier; it must admit exactly what the per-dossier question admitted, both
+        // from the list it keeps and past its bound, when it asks the index again.
+        let store = store();
+        let snap = Snapshot::new(&store).unwrap();
+        let scope = Scope::Unit { unit: "B".into() };
+        let (entries, last) = snap.feed_after(0, &scope, 100, 1 << 20).unwrap();
+        let positions: Vec<u64> = entries.iter().map(|e| e.pos).collect();
+        assert_eq!(positions, vec![2, 3, 4, 6]);
+        assert_eq!(last, 6);
+        for codes_max in [0, 1, 2, 3] {
+            let transfers = TransfersIn::read(&snap.tx, "B", codes_max).unwrap();
+            assert_eq!(
+                matches!(transfers, TransfersIn::Index(_)),
+                codes_max < 2,
+                "kept as a list only when it fits ({codes_max})"
+            );
+            for (code, transferred) in [
+                ("A-250101-0002", true),
+                ("A-250101-0004", true),
+                ("A-250101-0003", false),
+                ("A-250101-0001", false),
+            ] {
+                assert_eq!(
+                    transfers.contains("B", code).unwrap(),
+                    transferred,
+                    "{code}"
+                );
+            }
+        }
     }
 }
