@@ -370,12 +370,10 @@ impl Store {
         } else if let Some(status) = filter.status {
             let idx = tx.open_table(IDX_STATUS)?;
             let n = status.number();
-            for row in idx.range((n, "")..)?.rev() {
-                let (k, _) = row?;
-                if k.value().0 != n {
-                    continue;
-                }
-                codes.push(k.value().1.to_owned());
+            // Only this status's rows: the range once ran to the end of the index and skipped
+            // every later status's rows one by one.
+            for row in idx.range((n, "")..(n + 1, ""))?.rev() {
+                codes.push(row?.0.value().1.to_owned());
             }
         } else {
             let idx = tx.open_table(IDX_UNIT)?;
@@ -648,4 +646,100 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
 /// Folds a stored dossier document.
 pub fn load_dossier_state(doc: &Automerge) -> Result<DossierState, StoreError> {
     layout::dossier::read(doc).map_err(|e| corrupt("dossier", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use motcua_schema::dossier::Status;
+    use motcua_schema::trust::Role;
+
+    use super::ListFilter;
+    use crate::commands::EventRequest;
+    use crate::setup::Trust;
+    use crate::test_nodes::{node, receive, temp};
+    use crate::writer::{Command, Reply};
+
+    #[test]
+    fn lists_counts_and_counters_follow_a_dossier_through_its_steps() {
+        // Why: a list by status, the overdue list, the counts by status and the counter sums
+        // each read an index or the counters, never the documents; each must follow a dossier
+        // as a step moves its rows, and read only its own status, dossiers and unit.
+        let dir = temp("store-queries");
+        let node = node(&dir.0, "000.01.01.H99", Role::Commune, Trust::NewRoot, None);
+        for n in 1..=3 {
+            receive(&node, n);
+        }
+        let store = &node.shared.store;
+        let all = |status: Option<Status>, due_before| {
+            let filter = ListFilter {
+                status,
+                due_before,
+                code: None,
+                id_number: None,
+                text: None,
+                unit: None,
+                limit: 100,
+            };
+            let mut codes: Vec<String> = store
+                .list(&filter)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.code.to_string())
+                .collect();
+            codes.sort();
+            codes
+        };
+        let received = all(None, None);
+        assert_eq!(received.len(), 3);
+        let first = received[0].clone();
+        let due = store.summary(&first).unwrap().unwrap().due_at.unwrap();
+        assert_eq!(all(Some(Status::Received), None), received);
+        assert_eq!(
+            all(None, Some(due.plus_millis(1))),
+            received,
+            "all three are due"
+        );
+        assert!(all(None, Some(due.plus_millis(-1_000_000_000))).is_empty());
+
+        let reply = node
+            .writer
+            .submit_blocking(
+                Command::AddEvent {
+                    code: first.clone(),
+                    req: EventRequest::Resolved {
+                        note: String::new(),
+                    },
+                    by: "xuly".into(),
+                },
+                None,
+            )
+            .unwrap();
+        assert!(matches!(reply, Reply::Dossier(_)));
+        assert_eq!(all(Some(Status::Resolved), None), vec![first.clone()]);
+        assert_eq!(all(Some(Status::Received), None), received[1..].to_vec());
+        assert_eq!(
+            all(None, Some(due.plus_millis(1))),
+            received[1..].to_vec(),
+            "a resolved dossier is no longer due"
+        );
+        let counts = store.counts().unwrap();
+        assert_eq!(counts.dossiers, 3);
+        assert_eq!(counts.by_status.get(Status::Received.name()), Some(&2));
+        assert_eq!(counts.by_status.get(Status::Resolved.name()), Some(&1));
+        assert_eq!(store.units().unwrap(), vec!["000.01.01.H99".to_owned()]);
+        // Days around today, so that a run across midnight counts the same.
+        let today = crate::writer::clock_now().local_date();
+        let (from, to) = (today.previous_day().unwrap(), today.next_day().unwrap());
+        let sums = store.counter_sums(Some("000.01.01.H99"), from, to).unwrap();
+        assert_eq!(sums.get("received"), Some(&3));
+        assert_eq!(sums.get("received.direct"), Some(&3));
+        assert_eq!(sums.get("resolved"), Some(&1));
+        assert_eq!(store.counter_sums(None, from, to).unwrap(), sums);
+        assert!(
+            store
+                .counter_sums(Some("000.01.02.H99"), from, to)
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
