@@ -143,9 +143,12 @@ impl Snapshot {
 }
 
 /// Most dossier codes a scan keeps of those transferred to its unit. A commune receives a few
-/// transfers a month, so its whole list is one short range read; past this many, the scan asks
-/// the index about each foreign dossier instead, as it did before the list was kept.
-pub const TRANSFERS_IN_SCAN_CODES_MAX: usize = 4_096;
+/// transfers a month, so its whole list is one short range read, cheaper than asking the index
+/// about each foreign dossier even for a scan that passes a few (most scans: a hybrid that asked
+/// about the first 32 before reading the list kept most of the asking, BENCHMARKS.md (k)). Past
+/// this many, the scan asks the index about each foreign dossier, as it did before the list was
+/// kept, having read this many rows for nothing: the bound keeps that waste small.
+pub const TRANSFERS_IN_SCAN_CODES_MAX: usize = 1_024;
 
 /// The dossiers transferred to a unit, as one scan sees them.
 enum TransfersIn {

@@ -692,14 +692,18 @@ mod tests {
         let received = all(None, None);
         assert_eq!(received.len(), 3);
         let first = received[0].clone();
-        let due = store.summary(&first).unwrap().unwrap().due_at.unwrap();
+        let dues: Vec<_> = received
+            .iter()
+            .map(|code| store.summary(code).unwrap().unwrap().due_at.unwrap())
+            .collect();
+        let (earliest, latest) = (*dues.iter().min().unwrap(), *dues.iter().max().unwrap());
         assert_eq!(all(Some(Status::Received), None), received);
         assert_eq!(
-            all(None, Some(due.plus_millis(1))),
+            all(None, Some(latest.plus_millis(1))),
             received,
             "all three are due"
         );
-        assert!(all(None, Some(due.plus_millis(-1_000_000_000))).is_empty());
+        assert!(all(None, Some(earliest.plus_millis(-1_000_000_000))).is_empty());
 
         let reply = node
             .writer
@@ -718,7 +722,7 @@ mod tests {
         assert_eq!(all(Some(Status::Resolved), None), vec![first.clone()]);
         assert_eq!(all(Some(Status::Received), None), received[1..].to_vec());
         assert_eq!(
-            all(None, Some(due.plus_millis(1))),
+            all(None, Some(latest.plus_millis(1))),
             received[1..].to_vec(),
             "a resolved dossier is no longer due"
         );
