@@ -274,14 +274,8 @@ fn select(
         let idx = tx.open_table(IDX_TRANSFER)?;
         let mut set = HashSet::new();
         for unit in &options.units {
-            for row in idx.range((unit.as_str(), "")..)? {
-                let (k, _) = row?;
-                let (u, code) = k.value();
-                if u != unit {
-                    break;
-                }
-                set.insert(format!("dossier/{code}"));
-            }
+            let codes = crate::store::transferred_to(&idx, unit, usize::MAX)?.unwrap_or_default();
+            set.extend(codes.into_iter().map(|code| format!("dossier/{code}")));
         }
         set
     };

@@ -163,19 +163,12 @@ impl TransfersIn {
     /// `codes_max`.
     fn read(tx: &ReadTransaction, unit: &str, codes_max: usize) -> Result<TransfersIn, StoreError> {
         let idx = tx.open_table(IDX_TRANSFER).map_err(read_err)?;
-        let mut codes = std::collections::HashSet::new();
-        for row in idx.range((unit, "")..).map_err(read_err)? {
-            let (k, _) = row.map_err(read_err)?;
-            let (to, code) = k.value();
-            if to != unit {
-                break;
-            }
-            if codes.len() == codes_max {
-                return Ok(TransfersIn::Index(idx));
-            }
-            codes.insert(code.to_owned());
-        }
-        Ok(TransfersIn::Codes(codes))
+        Ok(
+            match crate::store::transferred_to(&idx, unit, codes_max).map_err(read_err)? {
+                Some(codes) => TransfersIn::Codes(codes.into_iter().collect()),
+                None => TransfersIn::Index(idx),
+            },
+        )
     }
 
     fn contains(&self, unit: &str, code: &str) -> Result<bool, StoreError> {

@@ -635,6 +635,29 @@ pub fn stored_summary(
         .transpose()
 }
 
+/// The codes of the dossiers transferred to `unit`, in code order, read from `idx`, the
+/// [`IDX_TRANSFER`] table of a read or a write transaction; `None` if there are more than
+/// `codes_max`.
+pub fn transferred_to(
+    idx: &impl ReadableTable<(&'static str, &'static str), ()>,
+    unit: &str,
+    codes_max: usize,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let mut codes = Vec::new();
+    for row in idx.range((unit, "")..)? {
+        let (k, _) = row?;
+        let (to, code) = k.value();
+        if to != unit {
+            break;
+        }
+        if codes.len() == codes_max {
+            return Ok(None);
+        }
+        codes.push(code.to_owned());
+    }
+    Ok(Some(codes))
+}
+
 /// Decodes a JSON row value, stored as text or as bytes; `what` names it in the error.
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
