@@ -278,7 +278,6 @@ impl ChangeStore for Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tables::IDX_TRANSFER;
 
     /// A store whose feed holds dossiers of units `A` and `B`, two of `A`'s transferred to `B`.
     fn store() -> Store {
