@@ -80,6 +80,45 @@ fn chaos_passes() {
 }
 
 #[test]
+fn every_scenario_file_parses_and_the_pgo_training_is_the_benchmark_shortened() {
+    // Why: the benchmark and the profile-guided build's training (`simulator/build-pgo`) are
+    // scenario files no test runs (too long for CI); a file that no longer parses must fail
+    // here, not at the start of a quarter-hour build. The training must exercise what the
+    // benchmark does, on a seed the benchmark does not use, so the timed run is not the one the
+    // binary was trained on.
+    let dir = format!("{}/scenarios", env!("CARGO_MANIFEST_DIR"));
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("scenario directory") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).expect("scenario file");
+            if let Err(e) = Scenario::parse(&text) {
+                panic!("{} does not parse: {e}", path.display());
+            }
+            names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(names.contains(&"benchmark".to_owned()), "{names:?}");
+    let (bench, _) = load("benchmark");
+    let (training, _) = load("pgo-training");
+    assert_eq!(training.communes, bench.communes);
+    assert_eq!(
+        format!("{:?}", training.workload),
+        format!("{:?}", bench.workload)
+    );
+    assert_eq!(
+        format!("{:?}", training.network),
+        format!("{:?}", bench.network)
+    );
+    assert_eq!(
+        format!("{:?}", training.session),
+        format!("{:?}", bench.session)
+    );
+    assert!(training.days < bench.days);
+    assert!(training.seeds.iter().all(|s| !bench.seeds.contains(s)));
+}
+
+#[test]
 fn same_seed_same_run_and_other_seed_other_run() {
     // Why: a failing seed is only useful if replaying it replays the same run, byte for byte.
     let (scenario, _) = load("chaos");
