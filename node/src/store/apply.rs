@@ -391,7 +391,20 @@ impl<'t> Apply<'t> {
             bytes
         };
         self.derive(doc_id, &text, &doc, prior)?;
-        self.docs.put(&text, bytes, doc);
+        // A closed dossier (refused, withdrawn, stopped or returned) expects no more steps, so
+        // it is not kept parsed: it would hold about 25 KB of memory and a cache slot that an
+        // open dossier's next step needs (at a province, most of the cache; at a commune, most
+        // of its memory after a month). The rare later change, such as a conflict settled,
+        // parses it from the store.
+        let closed = matches!(doc_id, DocId::Dossier(_))
+            && self
+                .derived
+                .as_ref()
+                .and_then(|s| s.status)
+                .is_some_and(|s| s.is_closed());
+        if !closed {
+            self.docs.put(&text, bytes, doc);
+        }
         Ok(())
     }
 
@@ -859,6 +872,76 @@ mod tests {
             Some(motcua_schema::dossier::Status::Resolved)
         );
         assert_eq!(store.counts().unwrap().pending, 0);
+    }
+
+    #[test]
+    fn an_open_dossier_stays_parsed_and_a_closed_one_is_let_go() {
+        // Why: the cache is for documents that will change again; a returned dossier kept
+        // parsed took memory and a slot from an open one. Letting it go must not change what a
+        // later change to it finds: it is parsed from the store.
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let mut reg = registry(&[(&key, "X1", Role::Commune)]);
+        let store = Store::open_in_memory([9; 16]).unwrap();
+        let code = "X1-250601-0003";
+        let doc_id = format!("dossier/{code}");
+        let cached = |store: &Store| {
+            let bytes = store.doc_state_bytes(&doc_id).unwrap().unwrap();
+            let doc = store.doc_cache().take(&doc_id, &bytes);
+            if let Some(doc) = doc {
+                store.doc_cache().put(&doc_id, bytes, doc);
+                true
+            } else {
+                false
+            }
+        };
+        let (mut doc, created) = create(&key, 1, code);
+        let resolved = append(
+            &mut doc,
+            &key,
+            code,
+            EventBody::Resolved {
+                note: String::new(),
+            },
+        );
+        let r = apply_all(&store, &mut reg, &[&created, &resolved]);
+        assert!(r.iter().all(|a| matches!(a, Applied::Stored(_))), "{r:?}");
+        assert!(
+            cached(&store),
+            "a resolved dossier still waits to be returned"
+        );
+
+        let returned = append(
+            &mut doc,
+            &key,
+            code,
+            EventBody::Returned {
+                method: motcua_schema::dossier::ReturnMethod::Counter,
+            },
+        );
+        let r = apply_all(&store, &mut reg, &[&returned]);
+        assert!(matches!(r[0], Applied::Stored(_)), "{r:?}");
+        assert!(!cached(&store), "a returned dossier is closed");
+        let status = |store: &Store| store.summary(code).unwrap().unwrap().status;
+        assert_eq!(
+            status(&store),
+            Some(motcua_schema::dossier::Status::Returned)
+        );
+
+        // A later change (here an edit after the return, as a conflict settled would be)
+        // parses the document from the store and is applied as before.
+        let late = append(
+            &mut doc,
+            &key,
+            code,
+            EventBody::Resolved {
+                note: "sau khi trả".into(),
+            },
+        );
+        let r = apply_all(&store, &mut reg, &[&late]);
+        assert!(matches!(r[0], Applied::Stored(_)), "{r:?}");
+        let stored = store.doc_state_bytes(&doc_id).unwrap().unwrap();
+        let reloaded = Automerge::load(&stored).unwrap();
+        assert_eq!(reloaded.get_heads(), doc.get_heads());
     }
 
     #[test]
