@@ -393,9 +393,9 @@ impl<'t> Apply<'t> {
         self.derive(doc_id, &text, &doc, prior)?;
         // A closed dossier (refused, withdrawn, stopped or returned) expects no more steps, so
         // it is not kept parsed: it would hold about 25 KB of memory and a cache slot that an
-        // open dossier's next step needs (at a province, most of the cache; at a commune, most
-        // of its memory after a month). The rare later change, such as a conflict settled,
-        // parses it from the store.
+        // open dossier's next step needs. (A commune's cache, which never fills, held every
+        // dossier it ever wrote: the 30-day simulation peaked at 2.00 GB with them, 1.47 GB
+        // without.) The rare later change, such as a conflict settled, parses it from the store.
         let closed = matches!(doc_id, DocId::Dossier(_))
             && self
                 .derived

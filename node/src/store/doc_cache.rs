@@ -25,8 +25,9 @@ use automerge::Automerge;
 
 /// Most documents one node keeps parsed. A parsed dossier takes about 25 KB of memory (the
 /// simulator's peak memory fell by that much per entry when the caches were cut); the apply
-/// pipeline keeps only open dossiers here (a closed one expects no more steps), so a commune's
-/// open dossiers and more than a day of a province's fit.
+/// pipeline keeps only open dossiers here (a closed one expects no more steps). A commune's open
+/// dossiers fit; a province's (the benchmark's workload brings it 1,450 new ones a working day)
+/// do not all fit, and the others are parsed from the store when their next step comes.
 pub const CACHE_DOCS_MAX: usize = 2048;
 
 /// Most chunks a stored document holds before a save compacts them into one.
