@@ -204,9 +204,13 @@ fn push_leaf(
 /// Adds the envelope stored at feed position `pos` as leaf `pos − 1`.
 pub fn append(tx: &WriteTransaction, pos: u64, envelope: &[u8]) -> Result<(), StoreError> {
     let index = pos - 1;
-    let mut frontier = read_frontier(&tx.open_table(AUDIT_FRONTIER)?)?;
+    let mut frontier_table = tx.open_table(AUDIT_FRONTIER)?;
+    let mut frontier = read_frontier(&frontier_table)?;
     if frontier.size < index {
+        // A store written before the audit log existed: rare, and `catch_up` opens the table.
+        drop(frontier_table);
         frontier = catch_up(tx, index)?;
+        frontier_table = tx.open_table(AUDIT_FRONTIER)?;
     }
     if frontier.size != index {
         return Err(corrupt(
@@ -222,8 +226,7 @@ pub fn append(tx: &WriteTransaction, pos: u64, envelope: &[u8]) -> Result<(), St
         &mut frontier,
         leaf_hash(envelope),
     )?;
-    tx.open_table(AUDIT_FRONTIER)?
-        .insert(FRONTIER_KEY, frontier.encode().as_slice())?;
+    frontier_table.insert(FRONTIER_KEY, frontier.encode().as_slice())?;
     Ok(())
 }
 
